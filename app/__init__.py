@@ -1,0 +1,131 @@
+"""Chorus: a self-hosted team chat. `create_app` builds the Flask app for every process."""
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask, jsonify, render_template, request
+
+from app.config import INSTANCE_DIR, Config, ProductionConfig
+from app.extensions import csrf, db, login_manager, migrate
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: type | dict | None = None, *, worker: bool = False) -> Flask:
+    """Build the app: web server by default, a write-only emitter when worker is true."""
+    app = Flask(
+        __name__,
+        template_folder="../templates",
+        static_folder="../static",
+        instance_path=str(INSTANCE_DIR),
+    )
+    base = ProductionConfig if os.environ.get("CHORUS_ENV") == "production" else Config
+    app.config.from_object(base)
+    if isinstance(config, dict):
+        app.config.update(config)
+    elif config is not None:
+        app.config.from_object(config)
+    app.config["SOCKETIO_WRITE_ONLY"] = worker
+    app.config.setdefault("CELERY", base.celery_settings(app.config["REDIS_URL"]))
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        os.makedirs(app.instance_path, exist_ok=True)
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_sockets(app)
+    register_errorhandlers(app)
+    register_cli(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind every extension to the app."""
+    from app.celery_app import celery_init_app
+    from app.events import register_session_hooks
+
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    csrf.init_app(app)
+    celery_init_app(app)
+    register_session_hooks()
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            _tune_sqlite(db.engine)
+
+
+def _tune_sqlite(engine) -> None:
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers and the writer work at once; foreign keys are off by default.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount the page, API and admin blueprints."""
+    from app.admin import init_admin
+    from app.api import bp as api_bp
+    from app.auth import bp as auth_bp
+    from app.chat import bp as chat_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(chat_bp)
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
+    init_admin(app)
+
+
+def register_sockets(app: Flask) -> None:
+    """Bind Socket.IO (see app.realtime)."""
+    from app.realtime import register_sockets as _register
+
+    _register(app)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """JSON errors under /api, plain pages elsewhere."""
+    from werkzeug.exceptions import HTTPException
+
+    from app.lib.errors import ChatError
+
+    def wants_json() -> bool:
+        return request.path.startswith("/api/")
+
+    @app.errorhandler(ChatError)
+    def chat_error(exc: ChatError):
+        db.session.rollback()
+        if wants_json():
+            return jsonify(exc.to_dict()), exc.status
+        return render_template("error.html", code=exc.status, message=exc.message), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if wants_json():
+            code = {
+                400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed", 413: "too_large", 429: "rate_limited",
+            }.get(exc.code, "error")
+            return jsonify({"error": {"code": code, "message": exc.description}}), exc.code
+        return render_template("error.html", code=exc.code, message=exc.description), exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(exc: Exception):
+        db.session.rollback()
+        log.exception("unhandled error on %s", request.path)
+        if wants_json():
+            return jsonify({"error": {"code": "internal", "message": "Something went wrong."}}), 500
+        return render_template("error.html", code=500, message="Something went wrong."), 500
+
+
+def register_cli(app: Flask) -> None:
+    """Add the flask sub-commands."""
+    from app.cli import register
+
+    register(app)

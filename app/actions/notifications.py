@@ -1,0 +1,93 @@
+"""Mention notifications: created by the background task, read by their user."""
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from app import events
+from app.extensions import db
+from app.lib import serializers
+from app.lib.access import get_membership
+from app.lib.errors import ChatError
+from app.models import Message, Notification, User
+from app.models.base import utcnow
+
+
+def do_create_mention_notifications(message_id: int) -> int:
+    """One notification per mentioned member, never the author, never twice; pushed live.
+
+    Safe to run again for the same message: existing notifications are left alone.
+    Returns how many were created.
+    """
+    message = db.session.get(Message, message_id)
+    if message is None:
+        return 0  # deleted before the task ran
+    existing = set(
+        db.session.execute(
+            db.select(Notification.user_id).filter_by(message_id=message.id, kind="mention")
+        ).scalars()
+    )
+    created = []
+    for mention in message.mentions:
+        if mention.user_id == message.author_id or mention.user_id in existing:
+            continue
+        if mention.user.is_disabled or get_membership(message.room_id, mention.user_id) is None:
+            continue  # left the room since the message was sent
+        notification = Notification(
+            user_id=mention.user_id, kind="mention", room_id=message.room_id, message_id=message.id
+        )
+        db.session.add(notification)
+        created.append(notification)
+    if not created:
+        return 0
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # A concurrent run of the same task won; its notifications are the ones that count.
+        db.session.rollback()
+        return 0
+    for notification in created:
+        events.send_event_on_commit(
+            "notification", serializers.notification_dict(notification),
+            to=events.user_channel(notification.user_id),
+        )
+    db.session.commit()
+    return len(created)
+
+
+def get_notifications(user: User, *, unread_only: bool = False, limit: int = 50) -> list[Notification]:
+    """The user's newest notifications first."""
+    query = (
+        db.select(Notification).filter_by(user_id=user.id)
+        .options(selectinload(Notification.message).selectinload(Message.author))
+        .order_by(Notification.id.desc()).limit(limit)
+    )
+    if unread_only:
+        query = query.filter(Notification.read_at.is_(None))
+    return list(db.session.execute(query).scalars())
+
+
+def get_unread_count(user: User) -> int:
+    """How many unread notifications the user has."""
+    return db.session.execute(
+        db.select(func.count(Notification.id)).filter_by(user_id=user.id, read_at=None)
+    ).scalar_one()
+
+
+def do_mark_notifications_read(user: User, ids: list[int] | None = None, *, all_: bool = False) -> int:
+    """Mark some or all of the user's notifications read; returns how many changed."""
+    if not all_ and not ids:
+        raise ChatError("invalid", "Give 'ids' or 'all': true.")
+    query = db.update(Notification).where(Notification.user_id == user.id, Notification.read_at.is_(None))
+    if not all_:
+        query = query.where(Notification.id.in_(ids))
+    changed = db.session.execute(query.values(read_at=utcnow())).rowcount
+    if changed:
+        # Other tabs of the same user update their bell.
+        events.send_event_on_commit(
+            "notifications_read", {"ids": None if all_ else ids, "unread": get_unread_count(user)},
+            to=events.user_channel(user.id),
+        )
+    db.session.commit()
+    return changed

@@ -1,0 +1,118 @@
+"""The administrators' console (Flask-Admin) at /admin."""
+from __future__ import annotations
+
+from flask import Flask, abort, flash, redirect, request, url_for
+from flask_admin import Admin, AdminIndexView, expose
+from flask_admin.actions import action
+from flask_admin.contrib.sqla import ModelView
+from flask_login import current_user
+
+from app.actions import users as user_actions
+from app.extensions import db
+from app.models import Membership, Message, Notification, Room, User
+
+
+class _AdminOnly:
+    """Everyone but a logged-in administrator gets 403 (anonymous users are sent to log in)."""
+
+    def is_accessible(self) -> bool:
+        return current_user.is_authenticated and current_user.is_admin
+
+    def inaccessible_callback(self, name, **kwargs):
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        abort(403)
+
+
+class ChorusIndexView(_AdminOnly, AdminIndexView):
+    """The console's front page with a few counts."""
+
+    @expose("/")
+    def index(self):
+        counts = {
+            name: db.session.execute(db.select(db.func.count()).select_from(model)).scalar_one()
+            for name, model in (("Users", User), ("Rooms", Room), ("Messages", Message),
+                                ("Notifications", Notification))
+        }
+        return self.render("admin/chorus_index.html", counts=counts)
+
+
+class ReadOnlyView(_AdminOnly, ModelView):
+    """Browse and search; every change goes through app.actions, never a raw form edit."""
+
+    can_create = False
+    can_edit = False
+    can_delete = False
+    can_view_details = True
+    page_size = 50
+
+
+class UserView(ReadOnlyView):
+    """Users, with actions to disable, enable and promote."""
+
+    column_list = ("id", "username", "display_name", "is_admin", "is_disabled", "created_at")
+    column_exclude_list = ("password_hash", "username_key")
+    column_details_exclude_list = ("password_hash", "username_key", "tokens")
+    column_searchable_list = ("username", "display_name")
+    column_filters = ("is_admin", "is_disabled")
+
+    def _apply(self, ids, change, done: str):
+        for user in db.session.execute(db.select(User).filter(User.id.in_([int(i) for i in ids]))).scalars():
+            change(user)
+        flash(done, "success")
+
+    @action("disable", "Disable", "Disable the selected users and close their live connections?")
+    def action_disable(self, ids):
+        """Disable accounts."""
+        self._apply(ids, lambda u: user_actions.do_disable_user(u, True), "Users disabled.")
+
+    @action("enable", "Enable")
+    def action_enable(self, ids):
+        """Re-enable accounts."""
+        self._apply(ids, lambda u: user_actions.do_disable_user(u, False), "Users enabled.")
+
+    @action("make_admin", "Make administrator", "Give the selected users administrator rights?")
+    def action_make_admin(self, ids):
+        """Grant admin rights."""
+        self._apply(ids, lambda u: user_actions.do_set_admin(u, True), "Administrators added.")
+
+
+class RoomView(ReadOnlyView):
+    """Rooms."""
+
+    column_list = ("id", "name", "topic", "is_private", "owner", "created_at")
+    column_exclude_list = ("name_key",)
+    column_searchable_list = ("name", "topic")
+    column_filters = ("is_private",)
+
+
+class MembershipView(ReadOnlyView):
+    """Who is in which room."""
+
+    column_list = ("id", "room", "user", "joined_at", "last_read_message_id")
+
+
+class MessageView(ReadOnlyView):
+    """Messages, newest first."""
+
+    column_list = ("id", "room", "author", "body", "client_id", "created_at")
+    column_searchable_list = ("body",)
+    column_default_sort = ("id", True)
+    column_exclude_list = ("html",)
+
+
+class NotificationView(ReadOnlyView):
+    """Notifications, newest first."""
+
+    column_list = ("id", "user", "kind", "room", "message_id", "created_at", "read_at")
+    column_default_sort = ("id", True)
+
+
+def init_admin(app: Flask) -> None:
+    """Mount the console on the app (a new Admin per app keeps tests independent)."""
+    admin = Admin(app, name="Chorus admin", index_view=ChorusIndexView(url="/admin"))
+    admin.add_view(UserView(User, db, name="Users"))
+    admin.add_view(RoomView(Room, db, name="Rooms"))
+    admin.add_view(MembershipView(Membership, db, name="Memberships"))
+    admin.add_view(MessageView(Message, db, name="Messages"))
+    admin.add_view(NotificationView(Notification, db, name="Notifications"))

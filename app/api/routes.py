@@ -1,0 +1,192 @@
+"""REST routes: parse, call one action, shape the reply."""
+from __future__ import annotations
+
+from flask import current_app, request
+from flask_login import current_user, login_required
+from flask_wtf.csrf import CSRFError
+
+from app.actions import messages, notifications, rooms, users
+from app.api import bp
+from app.extensions import csrf
+from app.lib import serializers, validation
+from app.lib.access import access_room
+from app.lib.errors import ChatError
+
+csrf.exempt(bp)
+_UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@bp.before_request
+def check_csrf_for_cookie_sessions():
+    """Cookie-authenticated writes carry a CSRF token (X-CSRFToken); bearer calls need none."""
+    if request.method not in _UNSAFE or request.headers.get("Authorization", "").startswith("Bearer "):
+        return
+    if current_user.is_authenticated and current_app.config.get("WTF_CSRF_ENABLED", True):
+        csrf.protect()
+
+
+@bp.errorhandler(CSRFError)
+def csrf_error(exc: CSRFError):
+    """A missing or stale CSRF token, as JSON."""
+    return {"error": {"code": "csrf_failed", "message": exc.description}}, 400
+
+
+def _json() -> dict:
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ChatError("invalid", "Send a JSON object with Content-Type: application/json.")
+    return validation.require_mapping(data)
+
+
+@bp.post("/users")
+def register():
+    """Register an account."""
+    data = _json()
+    user = users.do_register_user(
+        validation.get_str(data, "username"),
+        validation.get_str(data, "password"),
+        validation.get_str(data, "display_name", required=False),
+    )
+    return serializers.user_dict(user), 201
+
+
+@bp.post("/auth/token")
+def issue_token():
+    """Exchange username and password for a bearer token."""
+    data = _json()
+    user = users.authenticate(validation.get_str(data, "username"), validation.get_str(data, "password"))
+    token = users.do_create_api_token(user, validation.get_str(data, "name", required=False) or "api")
+    return {"token": token, "user": serializers.user_dict(user)}
+
+
+@bp.get("/me")
+@login_required
+def me():
+    """The calling user."""
+    return {**serializers.user_dict(current_user), "is_admin": current_user.is_admin,
+            "unread_notifications": notifications.get_unread_count(current_user)}
+
+
+@bp.get("/rooms")
+@login_required
+def list_rooms():
+    """The caller's rooms and every public room."""
+    return {"rooms": rooms.get_rooms_for_user(current_user)}
+
+
+@bp.post("/rooms")
+@login_required
+def create_room():
+    """Create a room; the caller owns it and is its first member."""
+    data = _json()
+    room = rooms.do_create_room(
+        current_user,
+        validation.get_str(data, "name"),
+        validation.get_str(data, "topic", required=False),
+        validation.get_bool(data, "is_private", False),
+    )
+    return rooms.room_view(room, current_user), 201
+
+
+@bp.get("/rooms/<int:room_id>")
+@login_required
+def get_room(room_id: int):
+    """One room the caller may see."""
+    room, _ = access_room(room_id, current_user)
+    return rooms.room_view(room, current_user)
+
+
+@bp.get("/rooms/<int:room_id>/members")
+@login_required
+def list_members(room_id: int):
+    """The members of a room the caller belongs to."""
+    room, membership = access_room(room_id, current_user)
+    if membership is None:
+        raise ChatError("not_member", "Join the room first.")
+    return {"members": [serializers.user_dict(u) for u in rooms.get_members(room)]}
+
+
+@bp.post("/rooms/<int:room_id>/members")
+@login_required
+def add_member(room_id: int):
+    """{} joins a public room; {username} invites someone."""
+    data = _json()
+    username = validation.get_str(data, "username", required=False)
+    if username is None:
+        room = rooms.do_join_room(current_user, room_id)
+        return rooms.room_view(room, current_user)
+    invitee = rooms.do_invite_user(current_user, room_id, username)
+    return {"room_id": room_id, "user": serializers.user_dict(invitee)}, 201
+
+
+@bp.delete("/rooms/<int:room_id>/members/me")
+@login_required
+def leave_room(room_id: int):
+    """Leave a room."""
+    rooms.do_leave_room(current_user, room_id)
+    return "", 204
+
+
+@bp.get("/rooms/<int:room_id>/messages")
+@login_required
+def list_messages(room_id: int):
+    """A page of history, oldest first: ?before=<id> pages back, ?after=<id> catches up."""
+    args = request.args
+    limit = validation.parse_id(args.get("limit"), "limit")
+    page, has_more = messages.get_messages(
+        current_user, room_id,
+        before=validation.parse_id(args.get("before"), "before"),
+        after=validation.parse_id(args.get("after"), "after"),
+        limit=limit,
+    )
+    return {"messages": [serializers.message_dict(m) for m in page], "has_more": has_more}
+
+
+@bp.post("/rooms/<int:room_id>/messages")
+@login_required
+def send_message(room_id: int):
+    """Send a message, broadcast exactly as a socket send; a retried client_id answers 200."""
+    data = _json()
+    result = messages.do_send_message(
+        current_user, room_id,
+        validation.get_str(data, "body"),
+        validation.get_str(data, "client_id", required=False),
+    )
+    return serializers.message_dict(result.message), 201 if result.created else 200
+
+
+@bp.post("/rooms/<int:room_id>/read")
+@login_required
+def mark_room_read(room_id: int):
+    """Move the caller's read marker to {message_id} or the latest message."""
+    data = request.get_json(silent=True) or {}
+    message_id = validation.get_int(validation.require_mapping(data), "message_id", required=False)
+    return {"last_read_message_id": rooms.do_mark_room_read(current_user, room_id, message_id)}
+
+
+@bp.get("/notifications")
+@login_required
+def list_notifications():
+    """The caller's notifications, newest first; ?unread=1 for unread only."""
+    unread_only = request.args.get("unread") in {"1", "true"}
+    items = notifications.get_notifications(current_user, unread_only=unread_only)
+    return {
+        "notifications": [serializers.notification_dict(n) for n in items],
+        "unread": notifications.get_unread_count(current_user),
+    }
+
+
+@bp.post("/notifications/read")
+@login_required
+def mark_notifications_read():
+    """Mark {ids: [...]} or {all: true} read."""
+    data = _json()
+    all_ = validation.get_bool(data, "all", False)
+    ids = data.get("ids")
+    if ids is not None and (
+        not isinstance(ids, list) or len(ids) > 500
+        or not all(isinstance(i, int) and not isinstance(i, bool) and 0 < i <= validation.MAX_ID for i in ids)
+    ):
+        raise ChatError("invalid", "'ids' must be a list of at most 500 positive integers.", field="ids")
+    changed = notifications.do_mark_notifications_read(current_user, ids, all_=all_)
+    return {"marked": changed, "unread": notifications.get_unread_count(current_user)}

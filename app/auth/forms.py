@@ -1,0 +1,24 @@
+"""Forms for the account pages."""
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, PasswordField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
+
+
+class LoginForm(FlaskForm):
+    """Username and password."""
+
+    username = StringField("Username", validators=[DataRequired(), Length(max=32)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+    remember = BooleanField("Keep me logged in")
+
+
+class RegisterForm(FlaskForm):
+    """A new account."""
+
+    username = StringField(
+        "Username",
+        validators=[DataRequired(), Regexp(r"^[A-Za-z0-9_]{1,32}$", message="1-32 letters, digits or underscores.")],
+    )
+    display_name = StringField("Display name", validators=[Optional(), Length(max=64)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=256)])
+    confirm = PasswordField("Repeat password", validators=[EqualTo("password", message="Passwords differ.")])

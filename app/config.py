@@ -1,0 +1,94 @@
+"""Settings, every one read from the environment with an embedded-mode default."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        return f"sqlite:///{INSTANCE_DIR / 'chorus.db'}"
+    # Heroku-style URLs name the scheme "postgres", which SQLAlchemy no longer accepts.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    # SQLAlchemy 2.1 picks psycopg 3 for a bare "postgresql://", and psycopg 3 does not
+    # cooperate with eventlet; psycopg2 does.
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
+class Config:
+    """Defaults for the embedded mode; DATABASE_URL and REDIS_URL switch to the cluster mode."""
+
+    SECRET_KEY = os.environ.get("SECRET_KEY", "chorus-embedded-dev-key")
+    SQLALCHEMY_DATABASE_URI = _database_url()
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+    REGISTRATION_OPEN = _bool("REGISTRATION_OPEN", True)
+    MESSAGE_MAX_LENGTH = 4000
+    HISTORY_PAGE_SIZE = 50
+    HISTORY_MAX_PAGE_SIZE = 200
+    MAX_CONTENT_LENGTH = 64 * 1024
+    SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE") or None
+    # The channel the servers and the Celery workers share on Redis; a mismatch drops
+    # every emit from the workers silently, so it is set in one place.
+    SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "flask-socketio")
+    CORS_ALLOWED_ORIGINS = [
+        o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()
+    ] or None
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    WTF_CSRF_TIME_LIMIT = None
+    DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "chorus-demo")
+
+    @classmethod
+    def celery_settings(cls, redis_url: str | None) -> dict:
+        """Celery settings: a Redis broker in cluster mode, in-process tasks when embedded."""
+        if redis_url:
+            return {
+                "broker_url": redis_url,
+                "result_backend": redis_url,
+                "task_always_eager": False,
+                "task_acks_late": True,
+                "task_reject_on_worker_lost": True,
+                "worker_prefetch_multiplier": 1,
+                "task_ignore_result": True,
+                "broker_connection_retry_on_startup": True,
+            }
+        return {
+            "broker_url": "memory://",
+            "task_always_eager": True,
+            "task_eager_propagates": True,
+            "task_ignore_result": True,
+        }
+
+
+class TestConfig(Config):
+    """Unit tests: a throw-away SQLite file, no CSRF on forms, no Redis."""
+
+    TESTING = True
+    SECRET_KEY = "test-secret"
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+    REDIS_URL = None
+    WTF_CSRF_ENABLED = False
+    SOCKETIO_ASYNC_MODE = "threading"
+
+
+class ProductionConfig(Config):
+    """Cluster deployments: secure cookies and an explicit secret."""
+
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True

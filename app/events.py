@@ -1,0 +1,122 @@
+"""The one place that talks to sockets: events and room subscriptions, sent after commit.
+
+Actions call `send_event_on_commit` (and `enqueue_on_commit` for Celery tasks) while their
+transaction is open. Nothing leaves the process until the transaction commits; a rollback
+drops it all. Channels are `room:<id>` and `user:<id>`.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from flask import current_app
+from sqlalchemy import event as sa_event
+
+from app.extensions import db, socketio
+
+log = logging.getLogger(__name__)
+
+_PENDING = "chorus.on_commit"
+NAMESPACE = "/"
+
+
+def room_channel(room_id: int) -> str:
+    """The channel every member's sockets of a room are subscribed to."""
+    return f"room:{room_id}"
+
+
+def user_channel(user_id: int) -> str:
+    """The channel every socket of one user is subscribed to."""
+    return f"user:{user_id}"
+
+
+def on_commit(callback: Callable[[], Any]) -> None:
+    """Run callback after the current transaction commits; drop it if it rolls back."""
+    db.session.info.setdefault(_PENDING, []).append(callback)
+
+
+def send_event_on_commit(event: str, data: dict, to: str | list[str]) -> None:
+    """Emit event to the given channels once the current transaction has committed."""
+    on_commit(lambda: _emit(event, data, to))
+
+
+def enqueue_on_commit(task, *args: Any) -> None:
+    """Queue a Celery task after commit, so no worker can read rows that are not there yet."""
+    on_commit(lambda: task.apply_async(args=args))
+
+
+def subscribe_on_commit(user_id: int, room_id: int) -> None:
+    """After commit, add the user's live sockets to the room's channel."""
+    on_commit(lambda: _change_subscription(user_id, room_id, join=True))
+
+
+def unsubscribe_on_commit(user_id: int, room_id: int) -> None:
+    """After commit, take the user's live sockets out of the room's channel."""
+    on_commit(lambda: _change_subscription(user_id, room_id, join=False))
+
+
+def disconnect_user_on_commit(user_id: int) -> None:
+    """After commit, close every live socket of the user (logout, disabled account)."""
+    on_commit(lambda: _disconnect_user(user_id))
+
+
+def disconnect_user_now(user_id: int) -> None:
+    """Close every live socket of the user now (nothing to commit, as at logout)."""
+    _disconnect_user(user_id)
+
+
+def _emitter():
+    # Celery workers hold a write-only SocketIO on the Redis queue; servers use the extension.
+    return current_app.extensions.get("chorus.emitter") or socketio
+
+
+def _emit(event: str, data: dict, to: str | list[str]) -> None:
+    _emitter().emit(event, data, to=to, namespace=NAMESPACE)
+
+
+def _user_sids(user_id: int) -> list[str]:
+    registry = current_app.extensions.get("chorus.sockets")
+    if registry is None:
+        return []
+    return registry.sids_of(user_id)
+
+
+def _change_subscription(user_id: int, room_id: int, *, join: bool) -> None:
+    server = getattr(_emitter(), "server", None)
+    if server is None:
+        return
+    for sid in _user_sids(user_id):
+        if join:
+            server.enter_room(sid, room_channel(room_id), namespace=NAMESPACE)
+        else:
+            server.leave_room(sid, room_channel(room_id), namespace=NAMESPACE)
+
+
+def _disconnect_user(user_id: int) -> None:
+    server = getattr(_emitter(), "server", None)
+    if server is None:
+        return
+    for sid in _user_sids(user_id):
+        server.disconnect(sid, namespace=NAMESPACE)
+
+
+def _run_pending(session) -> None:
+    callbacks = session.info.pop(_PENDING, None)
+    for callback in callbacks or ():
+        try:
+            callback()
+        except Exception:  # one failed emit must not hide the others or the commit
+            log.exception("after-commit callback failed")
+
+
+def _drop_pending(session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def register_session_hooks() -> None:
+    """Wire the after-commit and after-rollback hooks once per process."""
+    if getattr(register_session_hooks, "done", False):
+        return
+    sa_event.listen(db.session, "after_commit", _run_pending)
+    sa_event.listen(db.session, "after_rollback", _drop_pending)
+    register_session_hooks.done = True

@@ -1,0 +1,1 @@
+"""Pure helpers with no side effects on the database or the sockets."""

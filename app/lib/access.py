@@ -1,0 +1,45 @@
+"""Fetch what a user may see, or one uniform "not found" for what they may not."""
+from __future__ import annotations
+
+from app.extensions import db
+from app.lib.errors import ChatError
+from app.models import Membership, Message, Room, User
+
+
+def get_membership(room_id: int, user_id: int) -> Membership | None:
+    """The user's membership of the room, if any."""
+    return db.session.execute(
+        db.select(Membership).filter_by(room_id=room_id, user_id=user_id)
+    ).scalar_one_or_none()
+
+
+def access_room(room_id: int, user: User) -> tuple[Room, Membership | None]:
+    """A room the user may see (public, or private and a member), with their membership."""
+    room = db.session.get(Room, room_id)
+    if room is None:
+        raise ChatError("not_found", "No such room.")
+    membership = get_membership(room.id, user.id)
+    if room.is_private and membership is None:
+        # The same answer as a missing room: a private room's existence does not leak.
+        raise ChatError("not_found", "No such room.")
+    return room, membership
+
+
+def access_room_as_member(room_id: int, user: User) -> tuple[Room, Membership]:
+    """A room the user belongs to; a visible room they have not joined is refused."""
+    room, membership = access_room(room_id, user)
+    if membership is None:
+        raise ChatError("not_member", "Join the room first.")
+    return room, membership
+
+
+def access_message(message_id: int, user: User) -> Message:
+    """A message in a room the user belongs to."""
+    message = db.session.get(Message, message_id)
+    if message is None:
+        raise ChatError("not_found", "No such message.")
+    try:
+        access_room_as_member(message.room_id, user)
+    except ChatError:
+        raise ChatError("not_found", "No such message.") from None
+    return message

@@ -1,0 +1,54 @@
+"""Messages and the mentions they carry."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.base import UTCDateTime, utcnow
+
+
+class Message(db.Model):
+    """One message in a room; ids order messages everywhere."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        # A retried send with the same client_id finds the original instead of a copy.
+        UniqueConstraint("author_id", "client_id"),
+        Index("ix_messages_room_id_id", "room_id", "id"),
+        # Ids are the order of history and the resync cursor: SQLite must never reuse one.
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), nullable=False)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    html: Mapped[str] = mapped_column(Text, nullable=False)
+    client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    room = relationship("Room")
+    author = relationship("User")
+    mentions = relationship(
+        "Mention", back_populates="message", cascade="all, delete-orphan", order_by="Mention.id"
+    )
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.body[:40]}"
+
+
+class Mention(db.Model):
+    """A room member named with @username in a message, resolved when it was sent."""
+
+    __tablename__ = "mentions"
+    __table_args__ = (UniqueConstraint("message_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), nullable=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+
+    message = relationship("Message", back_populates="mentions")
+    user = relationship("User")

@@ -1,0 +1,32 @@
+"""The Socket.IO layer: authentication at connect and thin event handlers."""
+from __future__ import annotations
+
+from flask import Flask
+
+from app.extensions import socketio
+from app.realtime.registry import LocalSocketRegistry, RedisSocketRegistry
+
+
+def register_sockets(app: Flask) -> None:
+    """Bind Socket.IO to the app: a server in web processes, a write-only emitter in workers."""
+    redis_url = app.config["REDIS_URL"]
+    channel = app.config["SOCKETIO_CHANNEL"]
+    if app.config.get("SOCKETIO_WRITE_ONLY"):
+        from flask_socketio import SocketIO
+
+        # Celery workers only publish to the servers' Redis channel.
+        app.extensions["chorus.emitter"] = SocketIO(message_queue=redis_url, channel=channel)
+        app.extensions["chorus.sockets"] = RedisSocketRegistry(redis_url) if redis_url else None
+        return
+    options = {
+        "async_mode": app.config["SOCKETIO_ASYNC_MODE"],
+        "cors_allowed_origins": app.config["CORS_ALLOWED_ORIGINS"],
+        # A message is at most 4,000 characters; anything far larger is not ours.
+        "max_http_buffer_size": 64 * 1024,
+    }
+    options = {k: v for k, v in options.items() if v is not None}
+    if redis_url:
+        options.update(message_queue=redis_url, channel=channel)
+    socketio.init_app(app, **options)
+    app.extensions["chorus.sockets"] = RedisSocketRegistry(redis_url) if redis_url else LocalSocketRegistry()
+    from app.realtime import handlers  # noqa: F401  (registers the handlers)

@@ -1,0 +1,100 @@
+"""Socket.IO handlers: authenticate, parse, call one action, acknowledge."""
+from __future__ import annotations
+
+import functools
+import logging
+
+from flask import current_app, request
+from flask_login import current_user, login_user
+from flask_socketio import ConnectionRefusedError, disconnect, join_room
+
+from app import events
+from app.actions import messages, rooms, users
+from app.extensions import db, socketio
+from app.lib import serializers, validation
+from app.lib.errors import ChatError
+
+log = logging.getLogger(__name__)
+
+
+def _registry():
+    return current_app.extensions["chorus.sockets"]
+
+
+@socketio.on("connect")
+def on_connect(auth=None):
+    """Accept a socket logged in by session cookie or `auth: {token}`; subscribe its channels."""
+    user = None
+    if isinstance(auth, dict) and isinstance(auth.get("token"), str):
+        user = users.get_user_by_token(auth["token"])
+        if user is not None:
+            # Only this socket's copy of the session: the HTTP session is untouched.
+            login_user(user)
+    elif current_user.is_authenticated:
+        user = current_user._get_current_object()
+    if user is None or user.is_disabled:
+        raise ConnectionRefusedError({"code": "unauthorized", "message": "Log in first."})
+    join_room(events.user_channel(user.id))
+    for room_id in rooms.get_room_ids_for_user(user.id):
+        join_room(events.room_channel(room_id))
+    _registry().add(user.id, request.sid)
+
+
+@socketio.on("disconnect")
+def on_disconnect(*_args):
+    """Forget the socket."""
+    if current_user.is_authenticated:
+        _registry().remove(current_user.id, request.sid)
+
+
+def socket_action(handler):
+    """Run a handler for a logged-in socket and turn its outcome into an ack dict."""
+
+    @functools.wraps(handler)
+    def wrapper(data=None, *extra):
+        if not current_user.is_authenticated or current_user.is_disabled:
+            disconnect()
+            return {"ok": False, "error": {"code": "unauthorized", "message": "Log in first."}}
+        try:
+            result = handler(validation.require_mapping(data))
+        except ChatError as exc:
+            db.session.rollback()
+            return {"ok": False, **exc.to_dict()}
+        except Exception:
+            db.session.rollback()
+            log.exception("socket handler %s failed", handler.__name__)
+            return {"ok": False, "error": {"code": "internal", "message": "Something went wrong; try again."}}
+        return {"ok": True, **result}
+
+    return wrapper
+
+
+@socketio.on("send")
+@socket_action
+def on_send(data: dict) -> dict:
+    """client -> send {room_id, body, client_id}; ack {ok, message}."""
+    result = messages.do_send_message(
+        current_user,
+        validation.get_int(data, "room_id"),
+        validation.get_str(data, "body"),
+        validation.get_str(data, "client_id", required=False),
+    )
+    return {"message": serializers.message_dict(result.message), "duplicate": not result.created}
+
+
+@socketio.on("read")
+@socket_action
+def on_read(data: dict) -> dict:
+    """client -> read {room_id, message_id?}; ack {ok, last_read_message_id}."""
+    last = rooms.do_mark_room_read(
+        current_user, validation.get_int(data, "room_id"), validation.get_int(data, "message_id", required=False)
+    )
+    return {"last_read_message_id": last}
+
+
+@socketio.on_error_default
+def on_error(exc):
+    """Last resort for errors outside socket_action: log, never crash the server."""
+    db.session.rollback()
+    log.exception("unhandled socket error: %s", exc)
+    return {"ok": False, "error": {"code": "internal", "message": "Something went wrong; try again."}}

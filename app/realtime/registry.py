@@ -1,0 +1,66 @@
+"""Which live sockets belong to which user, so membership changes and logouts reach them."""
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+
+class LocalSocketRegistry:
+    """One process's sockets (embedded mode)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_user: dict[int, set[str]] = defaultdict(set)
+
+    def add(self, user_id: int, sid: str) -> None:
+        """Remember a connected socket."""
+        with self._lock:
+            self._by_user[user_id].add(sid)
+
+    def remove(self, user_id: int, sid: str) -> None:
+        """Forget a disconnected socket."""
+        with self._lock:
+            sids = self._by_user.get(user_id)
+            if sids is not None:
+                sids.discard(sid)
+                if not sids:
+                    del self._by_user[user_id]
+
+    def sids_of(self, user_id: int) -> list[str]:
+        """Every live socket of the user."""
+        with self._lock:
+            return list(self._by_user.get(user_id, ()))
+
+
+class RedisSocketRegistry:
+    """Sockets of every server process, kept in Redis sets (cluster mode).
+
+    A server that dies leaves its sids behind; room changes sent to a dead sid are
+    ignored by every server, and the sets expire a day after their last change.
+    """
+
+    TTL = 24 * 3600
+
+    def __init__(self, redis_url: str, prefix: str = "chorus:sockets:") -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(redis_url)
+        self._prefix = prefix
+
+    def _key(self, user_id: int) -> str:
+        return f"{self._prefix}{user_id}"
+
+    def add(self, user_id: int, sid: str) -> None:
+        """Remember a connected socket."""
+        pipe = self._redis.pipeline()
+        pipe.sadd(self._key(user_id), sid)
+        pipe.expire(self._key(user_id), self.TTL)
+        pipe.execute()
+
+    def remove(self, user_id: int, sid: str) -> None:
+        """Forget a disconnected socket."""
+        self._redis.srem(self._key(user_id), sid)
+
+    def sids_of(self, user_id: int) -> list[str]:
+        """Every live socket of the user, on any server."""
+        return [s.decode() for s in self._redis.smembers(self._key(user_id))]

@@ -1,0 +1,111 @@
+"""Fixtures: an app on a fresh SQLite file per test, HTTP and Socket.IO test clients.
+
+No application context stays pushed while a test runs: requests would otherwise share
+it, and with it `g` (Flask-Login's cached user) and the database session. Fixtures hand
+out plain references (id, name); tests open `with app.app_context():` to read rows.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from app import create_app
+from app.actions import rooms
+from app.config import TestConfig
+from app.extensions import db, socketio
+from app.models import User
+from tests.factories import PASSWORD, UserFactory
+
+
+@pytest.fixture
+def app(tmp_path):
+    """The app with its schema created directly (migrations are tested on their own)."""
+    config = type("Cfg", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}"})
+    app = create_app(config)
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def ref_user(user) -> SimpleNamespace:
+    """A plain reference to a user, usable outside any app context."""
+    return SimpleNamespace(id=user.id, username=user.username, is_admin=user.is_admin)
+
+
+@pytest.fixture
+def make_user(app):
+    """Create a user: make_user("alice", is_admin=True)."""
+
+    def _make(username: str | None = None, **kwargs):
+        if username is not None:
+            kwargs["username"] = username
+        with app.app_context():
+            return ref_user(UserFactory(**kwargs))
+
+    return _make
+
+
+@pytest.fixture
+def make_room(app):
+    """Create a room owned by owner with the given extra members."""
+
+    def _make(owner, name="general", *, members=(), is_private=False, topic=""):
+        with app.app_context():
+            owner_row = db.session.get(User, owner.id)
+            room = rooms.do_create_room(owner_row, name, topic, is_private)
+            for member in members:
+                rooms.do_invite_user(owner_row, room.id, member.username)
+            return SimpleNamespace(id=room.id, name=room.name, is_private=room.is_private)
+
+    return _make
+
+
+@pytest.fixture
+def login(app):
+    """A logged-in HTTP test client for a user (through the real login form)."""
+
+    def _login(user, password: str = PASSWORD):
+        client = app.test_client()
+        response = client.post("/login", data={"username": user.username, "password": password})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return client
+
+    return _login
+
+
+@pytest.fixture
+def sock(app, login):
+    """A Socket.IO test client connected with a user's session cookie."""
+    clients = []
+
+    def _connect(user):
+        client = socketio.test_client(app, flask_test_client=login(user))
+        assert client.is_connected()
+        clients.append(client)
+        return client
+
+    yield _connect
+    for client in clients:
+        if client.is_connected():
+            client.disconnect()
+
+
+@pytest.fixture
+def team(make_user, make_room):
+    """alice, bob and carol share #general (alice owns it); dave is in no room."""
+    alice, bob, carol, dave = (make_user(n) for n in ("alice", "bob", "carol", "dave"))
+    room = make_room(alice, "general", members=[bob, carol])
+    return {"alice": alice, "bob": bob, "carol": carol, "dave": dave, "room": room}
+
+
+def payload(event: dict):
+    """The first argument of a received event (the test client unwraps "message" events)."""
+    return event["args"] if event["name"] in ("message", "json") else event["args"][0]
+
+
+def events_named(client, name: str) -> list:
+    """The payloads of one event type a test client received since the last call."""
+    return [payload(e) for e in client.get_received() if e["name"] == name]

@@ -1,0 +1,28 @@
+"""Web server entry point: `python wsgi.py` serves HTTP and Socket.IO.
+
+Monkey-patching happens here, first, and nowhere inside app/ (the Celery worker imports
+app/ unpatched). SOCKETIO_ASYNC_MODE picks eventlet (default), gevent or threading.
+"""
+import os
+
+ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "eventlet")
+if ASYNC_MODE == "eventlet":
+    import eventlet
+
+    eventlet.monkey_patch()
+elif ASYNC_MODE == "gevent":
+    from gevent import monkey
+
+    monkey.patch_all()
+os.environ["SOCKETIO_ASYNC_MODE"] = ASYNC_MODE
+
+from app import create_app  # noqa: E402
+from app.extensions import socketio  # noqa: E402
+
+app = create_app()
+
+if __name__ == "__main__":
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", "5000"))
+    print(f"Chorus serving on http://{host}:{port} ({ASYNC_MODE})", flush=True)
+    socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=ASYNC_MODE == "threading")
