@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app app
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test install install-dev db seed clean
+.PHONY: run test cluster install install-dev db seed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ seed: db
 
 run: seed
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python wsgi.py
+
+cluster: install
+	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || { \
+	  echo "make cluster needs DATABASE_URL (PostgreSQL) and REDIS_URL, e.g."; \
+	  echo "  DATABASE_URL=postgresql://postgres@127.0.0.1:5432/chorus REDIS_URL=redis://127.0.0.1:6379/0 make cluster"; \
+	  exit 2; }
+	$(FLASK) db upgrade
+	$(FLASK) seed-demo
+	$(BIN)/honcho start -f Procfile
 
 test: install-dev
 	$(BIN)/python -m pytest

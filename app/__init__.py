@@ -8,6 +8,7 @@ from flask import Flask, jsonify, render_template, request
 
 from app.config import INSTANCE_DIR, Config, ProductionConfig
 from app.extensions import csrf, db, login_manager, migrate
+from app.logs import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,11 @@ def create_app(config: type | dict | None = None, *, worker: bool = False) -> Fl
     elif config is not None:
         app.config.from_object(config)
     app.config["SOCKETIO_WRITE_ONLY"] = worker
-    app.config.setdefault("CELERY", base.celery_settings(app.config["REDIS_URL"]))
+    app.config.setdefault("CELERY", base.celery_settings(app.config["REDIS_URL"], app.config["REDIS_KEY_PREFIX"]))
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         os.makedirs(app.instance_path, exist_ok=True)
 
+    configure_logging(app)
     register_extensions(app)
     register_blueprints(app)
     register_sockets(app)
@@ -75,10 +77,12 @@ def register_blueprints(app: Flask) -> None:
     from app.api import bp as api_bp
     from app.auth import bp as auth_bp
     from app.chat import bp as chat_bp
+    from app.ops import bp as ops_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(chat_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
+    app.register_blueprint(ops_bp)
     init_admin(app)
 
 

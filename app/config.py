@@ -44,6 +44,9 @@ class Config:
     # The channel the servers and the Celery workers share on Redis; a mismatch drops
     # every emit from the workers silently, so it is set in one place.
     SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "flask-socketio")
+    # Prefix of every Redis key Chorus and its Celery broker write; lets several
+    # deployments (or test runs) share one Redis server without seeing each other.
+    REDIS_KEY_PREFIX = os.environ.get("REDIS_KEY_PREFIX", "chorus:")
     CORS_ALLOWED_ORIGINS = [
         o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()
     ] or None
@@ -53,13 +56,15 @@ class Config:
     REMEMBER_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None
     DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "chorus-demo")
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 
     @classmethod
-    def celery_settings(cls, redis_url: str | None) -> dict:
+    def celery_settings(cls, redis_url: str | None, key_prefix: str = "chorus:") -> dict:
         """Celery settings: a Redis broker in cluster mode, in-process tasks when embedded."""
         if redis_url:
             return {
                 "broker_url": redis_url,
+                "broker_transport_options": {"global_keyprefix": f"{key_prefix}celery:"},
                 "result_backend": redis_url,
                 "task_always_eager": False,
                 "task_acks_late": True,

@@ -7,12 +7,14 @@ drops it all. Channels are `room:<id>` and `user:<id>`.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable
 
 from flask import current_app
 from sqlalchemy import event as sa_event
 
 from app.extensions import db, socketio
+from app.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +43,16 @@ def send_event_on_commit(event: str, data: dict, to: str | list[str]) -> None:
 
 
 def enqueue_on_commit(task, *args: Any) -> None:
-    """Queue a Celery task after commit, so no worker can read rows that are not there yet."""
-    on_commit(lambda: task.apply_async(args=args))
+    """Queue a Celery task after commit, so no worker can read rows that are not there yet.
+
+    The task receives `enqueued_at` (epoch seconds) to measure its latency.
+    """
+
+    def _enqueue():
+        metrics.tasks.labels(task.name, "queued").inc()
+        task.apply_async(args=args, kwargs={"enqueued_at": time.time()})
+
+    on_commit(_enqueue)
 
 
 def subscribe_on_commit(user_id: int, room_id: int) -> None:
@@ -72,6 +82,7 @@ def _emitter():
 
 def _emit(event: str, data: dict, to: str | list[str]) -> None:
     _emitter().emit(event, data, to=to, namespace=NAMESPACE)
+    metrics.events_emitted.labels(event).inc()
 
 
 def _user_sids(user_id: int) -> list[str]:

@@ -14,6 +14,9 @@ from app.actions import notifications
     retry_jitter=True,
     max_retries=8,
 )
-def notify_mentions(message_id: int) -> int:
-    """Create and push the notifications for the mentions in one message."""
+def notify_mentions(message_id: int, enqueued_at: float | None = None) -> int:
+    """Create and push the notifications for the mentions in one message.
+
+    `enqueued_at` only feeds the latency metric.
+    """
     return notifications.do_create_mention_notifications(message_id)

@@ -14,6 +14,7 @@ from app.lib.access import access_room_as_member
 from app.lib.errors import ChatError
 from app.lib.render import parse_message, render_parsed
 from app.models import Membership, Mention, Message, User
+from app.ops import metrics
 
 
 @dataclass
@@ -86,6 +87,7 @@ def do_send_message(user: User, room_id: int, body: str, client_id: str | None =
         .values(last_read_message_id=message.id)
     )
     events.send_event_on_commit("message", serializers.message_dict(message), to=events.room_channel(room_id))
+    events.on_commit(metrics.messages_sent.inc)
     if mentioned:
         events.enqueue_on_commit(tasks.notify_mentions, message.id)
     db.session.commit()

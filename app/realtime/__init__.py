@@ -15,8 +15,8 @@ def register_sockets(app: Flask) -> None:
         from flask_socketio import SocketIO
 
         # Celery workers only publish to the servers' Redis channel.
-        app.extensions["chorus.emitter"] = SocketIO(message_queue=redis_url, channel=channel)
-        app.extensions["chorus.sockets"] = RedisSocketRegistry(redis_url) if redis_url else None
+        app.extensions["chorus.emitter"] = SocketIO(message_queue=redis_url, channel=channel, async_mode="threading")
+        app.extensions["chorus.sockets"] = RedisSocketRegistry(redis_url, app.config["REDIS_KEY_PREFIX"] + "sockets:") if redis_url else None
         return
     options = {
         "async_mode": app.config["SOCKETIO_ASYNC_MODE"],
@@ -28,5 +28,5 @@ def register_sockets(app: Flask) -> None:
     if redis_url:
         options.update(message_queue=redis_url, channel=channel)
     socketio.init_app(app, **options)
-    app.extensions["chorus.sockets"] = RedisSocketRegistry(redis_url) if redis_url else LocalSocketRegistry()
+    app.extensions["chorus.sockets"] = RedisSocketRegistry(redis_url, app.config["REDIS_KEY_PREFIX"] + "sockets:") if redis_url else LocalSocketRegistry()
     from app.realtime import handlers  # noqa: F401  (registers the handlers)

@@ -13,6 +13,7 @@ from app.actions import messages, rooms, users
 from app.extensions import db, socketio
 from app.lib import serializers, validation
 from app.lib.errors import ChatError
+from app.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ def on_connect(auth=None):
     for room_id in rooms.get_room_ids_for_user(user.id):
         join_room(events.room_channel(room_id))
     _registry().add(user.id, request.sid)
+    metrics.connected_sockets.inc()
 
 
 @socketio.on("disconnect")
@@ -45,6 +47,7 @@ def on_disconnect(*_args):
     """Forget the socket."""
     if current_user.is_authenticated:
         _registry().remove(current_user.id, request.sid)
+        metrics.connected_sockets.dec()
 
 
 def socket_action(handler):

@@ -1,0 +1,17 @@
+"""Prometheus metrics, one set per process (Celery workers aggregate their children)."""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+connected_sockets = Gauge(
+    "chorus_connected_sockets", "Socket.IO connections open on this process", multiprocess_mode="livesum"
+)
+messages_sent = Counter("chorus_messages_sent_total", "Messages stored and broadcast")
+events_emitted = Counter("chorus_events_emitted_total", "Events emitted to sockets", ["event"])
+tasks = Counter("chorus_tasks_total", "Background tasks by state: queued, done, retried, failed", ["task", "state"])
+task_latency = Histogram(
+    "chorus_task_latency_seconds",
+    "From a task's enqueueing after commit to its completion",
+    ["task"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)

@@ -1,0 +1,236 @@
+"""Real processes for integration tests: PostgreSQL database, Redis namespace, servers, worker."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from contextlib import closing
+from pathlib import Path
+
+import psycopg2
+import pytest
+import redis
+import requests
+import socketio
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_ADMIN_URL = os.environ.get("CHORUS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE_URL = os.environ.get("CHORUS_TEST_REDIS", "redis://127.0.0.1:6379")
+PASSWORD = "integration-pw-1"
+
+
+def require_services() -> None:
+    """Skip (or, under CI, fail) when PostgreSQL or Redis is not reachable."""
+    missing = []
+    try:
+        psycopg2.connect(PG_ADMIN_URL, connect_timeout=3).close()
+    except Exception as exc:
+        missing.append(f"PostgreSQL at {PG_ADMIN_URL} ({str(exc).strip().splitlines()[0]})")
+    try:
+        redis.Redis.from_url(REDIS_BASE_URL, socket_connect_timeout=3).ping()
+    except Exception as exc:
+        missing.append(f"Redis at {REDIS_BASE_URL} ({exc})")
+    if missing:
+        reason = "integration tests need " + " and ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Cluster:
+    """A PostgreSQL database and a Redis namespace of its own, with server and worker processes."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.run_id = uuid.uuid4().hex[:10]
+        self.db_name = f"chorus_it_{self.run_id}"
+        base = PG_ADMIN_URL.rsplit("/", 1)[0]
+        self.database_url = f"{base}/{self.db_name}"
+        self.redis_db = 1 + int(self.run_id, 16) % 15
+        self.redis_url = f"{REDIS_BASE_URL}/{self.redis_db}"
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            # Pub/sub channels ignore Redis database numbers: a channel per run keeps
+            # concurrent runs apart.
+            "SOCKETIO_CHANNEL": f"chorus-it-{self.run_id}",
+            "REDIS_KEY_PREFIX": f"chorus-it-{self.run_id}:",
+            "SECRET_KEY": f"it-{self.run_id}",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.servers: dict[str, str] = {}
+
+    # -- lifecycle -------------------------------------------------------------------
+    def create_database(self) -> None:
+        """Create the run's database and migrate it to head."""
+        conn = psycopg2.connect(PG_ADMIN_URL)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{self.db_name}"')
+        conn.close()
+        subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"],
+            cwd=ROOT, env=self.env, check=True, capture_output=True, timeout=120,
+        )
+
+    def drop_database(self) -> None:
+        """Drop the run's database and its Redis keys."""
+        conn = psycopg2.connect(PG_ADMIN_URL)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+        conn.close()
+        client = redis.Redis.from_url(self.redis_url)
+        for key in client.scan_iter(match=f"chorus-it-{self.run_id}:*"):
+            client.delete(key)
+
+    def _spawn(self, name: str, args: list[str], extra_env: dict | None = None) -> subprocess.Popen:
+        log = open(self.tmp / f"{name}.log", "wb")
+        proc = subprocess.Popen(
+            args, cwd=ROOT, env={**self.env, **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def start_server(self, name: str) -> str:
+        """Start an eventlet server process; returns its base URL once /healthz answers 200."""
+        port = free_port()
+        self._spawn(name, [sys.executable, "wsgi.py"], {"PORT": str(port), "SOCKETIO_ASYNC_MODE": "eventlet"})
+        url = f"http://127.0.0.1:{port}"
+        self.servers[name] = url
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            self._check_alive(name)
+            try:
+                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    return url
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} did not become healthy:\n{self.log(name)}")
+
+    def start_worker(self, name: str = "worker") -> None:
+        """Start a Celery prefork worker and wait until it is ready."""
+        self._spawn(name, [
+            sys.executable, "-m", "celery", "-A", "celery_worker.celery", "worker",
+            "--loglevel=INFO", "--concurrency=2", "--without-gossip", "--without-mingle",
+            "--without-heartbeat", "-n", f"{name}-{self.run_id}@%h",
+        ])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            self._check_alive(name)
+            if "ready." in self.log(name):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} did not become ready:\n{self.log(name)}")
+
+    def _check_alive(self, name: str) -> None:
+        if self.procs[name].poll() is not None:
+            raise RuntimeError(f"{name} exited with {self.procs[name].returncode}:\n{self.log(name)}")
+
+    def log(self, name: str) -> str:
+        """What a process has printed so far."""
+        path = self.tmp / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self, name: str, kill: bool = False) -> None:
+        """Stop one process (SIGKILL when kill is true)."""
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
+            proc.kill() if kill else proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        """Stop every process."""
+        for name in list(self.procs):
+            self.stop(name)
+
+    # -- users and clients ---------------------------------------------------------
+    def register(self, server: str, username: str) -> str:
+        """Register a user on a server and return a bearer token."""
+        url = self.servers[server]
+        r = requests.post(f"{url}/api/v1/users", json={"username": username, "password": PASSWORD}, timeout=10)
+        assert r.status_code == 201, r.text
+        r = requests.post(f"{url}/api/v1/auth/token", json={"username": username, "password": PASSWORD}, timeout=10)
+        assert r.status_code == 200, r.text
+        return r.json()["token"]
+
+    def api(self, server: str, token: str, method: str, path: str, **kwargs) -> requests.Response:
+        """An authenticated REST call to one server."""
+        return requests.request(
+            method, f"{self.servers[server]}/api/v1{path}",
+            headers={"Authorization": f"Bearer {token}"}, timeout=10, **kwargs,
+        )
+
+    def connect(self, server: str, token: str) -> "Listener":
+        """A real Socket.IO client on one server, recording every event."""
+        return Listener(self.servers[server], token)
+
+    def sql(self, query: str, *params):
+        """Rows from the run's database."""
+        conn = psycopg2.connect(self.database_url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(query, params)
+                return cur.fetchall()
+        finally:
+            conn.close()
+
+
+class Listener:
+    """A python-socketio client that records what it receives."""
+
+    def __init__(self, url: str, token: str):
+        self.events: list[tuple[str, dict]] = []
+        self._lock = threading.Lock()
+        self.client = socketio.Client(reconnection=False)
+        for name in ("message", "notification", "room_membership", "member_joined", "member_left"):
+            self.client.on(name, self._recorder(name))
+        self.client.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=10)
+
+    def _recorder(self, name):
+        def record(data):
+            with self._lock:
+                self.events.append((name, data))
+        return record
+
+    def of(self, name: str) -> list[dict]:
+        """Payloads received of one event type."""
+        with self._lock:
+            return [data for event, data in self.events if event == name]
+
+    def wait_for(self, name: str, count: int, timeout: float = 10.0) -> list[dict]:
+        """Wait until at least count events of a type arrived; returns them."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.of(name)
+            if len(got) >= count:
+                return got
+            time.sleep(0.02)
+        return self.of(name)
+
+    def send(self, room_id: int, body: str, client_id: str) -> dict:
+        """Emit send and return the ack."""
+        return self.client.call("send", {"room_id": room_id, "body": body, "client_id": client_id}, timeout=10)
+
+    def close(self) -> None:
+        """Disconnect."""
+        if self.client.connected:
+            self.client.disconnect()
