@@ -1,0 +1,184 @@
+// Building message elements (the same markup as templates/chat/_message.html) and laying them out.
+
+import { $, $$, h, plural } from "../lib/dom.js";
+import { sanitizeHtml } from "../lib/sanitize.js";
+import { dayKey, dayLabel, formatFull, formatTime, parseDate } from "../lib/time.js";
+
+const GROUP_GAP_MS = 5 * 60 * 1000;
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function audienceIcon() {
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("viewBox", "0 0 16 16");
+  svg.setAttribute("width", "12");
+  svg.setAttribute("height", "12");
+  const shapes = [
+    ["circle", { cx: "6", cy: "5.5", r: "2.5" }],
+    ["path", { d: "M1.5 13.5c.5-2.5 2.3-3.8 4.5-3.8s4 1.3 4.5 3.8M10.5 3.2a2.5 2.5 0 0 1 0 4.6M12 10c1.3.5 2.2 1.6 2.5 3.5", "stroke-linecap": "round" }],
+  ];
+  for (const [tag, attrs] of shapes) {
+    const shape = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries({ fill: "none", stroke: "currentColor", "stroke-width": "1.4", ...attrs })) {
+      shape.setAttribute(k, v);
+    }
+    svg.append(shape);
+  }
+  return svg;
+}
+
+/** The "sent to everyone in #room" label's tooltip and text. */
+export function audienceText(room) {
+  return {
+    title: `Sent to everyone in #${room.name} (${plural(room.member_count, "member")})`,
+    text: `to #${room.name} · all ${room.member_count}`,
+  };
+}
+
+function audience(room) {
+  const { title, text } = audienceText(room);
+  return h("span", { class: "msg-audience", title }, audienceIcon(), h("span", { class: "msg-audience-text", text }));
+}
+
+function avatar(user) {
+  const initial = (user.display_name || user.username || "?").slice(0, 1).toUpperCase();
+  return h("span", { class: `avatar hue-${user.id % 8}`, "aria-hidden": "true", text: initial });
+}
+
+function timeLink(id, iso) {
+  const date = parseDate(iso);
+  const time = h("time", { datetime: iso, text: date ? formatTime(date) : "" });
+  if (date) {
+    time.title = formatFull(date);
+    time.dataset.localized = "1";
+  }
+  return id ? h("a", { class: "msg-time", href: `#message-${id}` }, time) : h("span", { class: "msg-time" }, time);
+}
+
+/** Mark mention chips that name the viewer, and make links open in a new tab. */
+export function decorateBody(body, me) {
+  const mine = me.username.toLowerCase();
+  for (const chip of $$("span.mention", body)) {
+    const name = chip.dataset.username || "";
+    chip.classList.toggle("mention-me", name.toLowerCase() === mine);
+    chip.title = `@${name}`;
+  }
+  for (const link of $$("a[href]", body)) {
+    link.target = "_blank";
+    link.rel = "noopener noreferrer nofollow";
+  }
+}
+
+/** The element for a stored message (m as app.lib.serializers.message_dict makes it). */
+export function buildMessage(m, { me, room }) {
+  const own = m.author.id === me.id;
+  const mentionsMe = Array.isArray(m.mentions)
+    && m.mentions.some((name) => String(name).toLowerCase() === me.username.toLowerCase());
+  const body = h("div", { class: "msg-body" });
+  body.append(sanitizeHtml(m.html));
+  decorateBody(body, me);
+  const classes = ["msg"];
+  if (own) classes.push("msg-own");
+  if (mentionsMe) classes.push("msg-mentions-me");
+  return h(
+    "li",
+    {
+      class: classes.join(" "),
+      id: `message-${m.id}`,
+      dataset: { id: m.id, authorId: m.author.id, created: m.created_at, clientId: m.client_id || undefined },
+    },
+    avatar(m.author),
+    h("div", { class: "msg-main" },
+      h("div", { class: "msg-meta" },
+        h("span", { class: "msg-author", title: `@${m.author.username}`, text: m.author.display_name }),
+        own ? h("span", { class: "tag tag-you", text: "you" }) : null,
+        mentionsMe ? h("span", { class: "tag tag-mention", text: "mentions you" }) : null,
+        timeLink(m.id, m.created_at)),
+      body),
+    audience(room),
+  );
+}
+
+/** A message on its way: the typed text shown as plain text until the server answers. */
+export function buildPending(body, clientId, { me, room }) {
+  const created = new Date().toISOString();
+  const state = h("span", { class: "msg-state", text: "Sending…" });
+  const retry = h("button", { type: "button", class: "button button-small msg-retry", hidden: true, text: "Retry" });
+  return h(
+    "li",
+    {
+      class: "msg msg-own msg-pending",
+      dataset: { clientId, authorId: me.id, created },
+      "aria-busy": "true",
+    },
+    avatar(me),
+    h("div", { class: "msg-main" },
+      h("div", { class: "msg-meta" },
+        h("span", { class: "msg-author", title: `@${me.username}`, text: me.display_name }),
+        h("span", { class: "tag tag-you", text: "you" }),
+        timeLink(null, created)),
+      h("div", { class: "msg-body msg-body-plain", text: body }),
+      h("div", { class: "msg-pending-foot" }, state, retry)),
+    audience(room),
+  );
+}
+
+/** Show a pending message's state: "sending" or "waiting" (with a Retry button). */
+export function setPendingState(el, state, text) {
+  el.dataset.state = state;
+  $(".msg-state", el).textContent = text;
+  $(".msg-retry", el).hidden = state !== "waiting";
+}
+
+/** A one-line note in the timeline ("Bob joined the room"). */
+export function buildNote(text) {
+  const now = new Date();
+  return h("li", { class: "sys-note", dataset: { created: now.toISOString() } },
+    h("span", { text }), " ", h("time", { datetime: now.toISOString(), text: formatTime(now), title: formatFull(now) }));
+}
+
+function separator(date) {
+  const label = dayLabel(date);
+  return h("li", { class: "day-sep", role: "separator", "aria-label": label, dataset: { day: dayKey(date) } },
+    h("span", { text: label }));
+}
+
+/**
+ * Day separators before the first message of each local day, and grouping of consecutive
+ * messages by the same author within a few minutes. Existing separators are kept when still
+ * right, so screen readers are not told about them again.
+ */
+export function layoutMessages(list) {
+  const children = Array.from(list.children);
+  let prevMsg = null;
+  let prevDate = null;
+  let prevDay = null;
+  const wanted = new Map(); // message element -> day key that needs a separator before it
+  for (const el of children) {
+    if (el.classList.contains("sys-note")) {
+      prevMsg = null;
+      continue;
+    }
+    if (!el.classList.contains("msg")) continue;
+    const date = parseDate(el.dataset.created) || new Date();
+    const day = dayKey(date);
+    if (day !== prevDay) wanted.set(el, { day, date });
+    const grouped = prevMsg !== null && day === prevDay
+      && prevMsg.dataset.authorId === el.dataset.authorId
+      && date - prevDate < GROUP_GAP_MS;
+    el.classList.toggle("msg-cont", grouped);
+    prevMsg = el;
+    prevDate = date;
+    prevDay = day;
+  }
+  for (const sep of $$(":scope > .day-sep", list)) {
+    const next = sep.nextElementSibling;
+    const want = next && wanted.get(next);
+    if (want && want.day === sep.dataset.day && sep.textContent === dayLabel(want.date)) {
+      wanted.delete(next);
+    } else {
+      sep.remove();
+    }
+  }
+  for (const [el, { date }] of wanted) list.insertBefore(separator(date), el);
+}
