@@ -97,10 +97,13 @@ def _change_subscription(user_id: int, room_id: int, *, join: bool) -> None:
     if server is None:
         return
     for sid in _user_sids(user_id):
-        if join:
-            server.enter_room(sid, room_channel(room_id), namespace=NAMESPACE)
-        else:
-            server.leave_room(sid, room_channel(room_id), namespace=NAMESPACE)
+        try:
+            if join:
+                server.enter_room(sid, room_channel(room_id), namespace=NAMESPACE)
+            else:
+                server.leave_room(sid, room_channel(room_id), namespace=NAMESPACE)
+        except (KeyError, ValueError):
+            log.info("socket %s is gone; skipped", sid)  # closed since it was registered
 
 
 def _disconnect_user(user_id: int) -> None:
@@ -108,7 +111,10 @@ def _disconnect_user(user_id: int) -> None:
     if server is None:
         return
     for sid in _user_sids(user_id):
-        server.disconnect(sid, namespace=NAMESPACE)
+        try:
+            server.disconnect(sid, namespace=NAMESPACE)
+        except (KeyError, ValueError):
+            log.info("socket %s is gone; skipped", sid)
 
 
 def _run_pending(session) -> None:

@@ -109,3 +109,71 @@ def payload(event: dict):
 def events_named(client, name: str) -> list:
     """The payloads of one event type a test client received since the last call."""
     return [payload(e) for e in client.get_received() if e["name"] == name]
+
+
+@pytest.fixture
+def emitted(monkeypatch):
+    """Every event the app emits, recorded as (event, data, to) and then sent as usual."""
+    from app import events
+
+    calls: list[tuple[str, dict, object]] = []
+    original = events._emit
+
+    def _record(event, data, to):
+        calls.append((event, data, to))
+        original(event, data, to)
+
+    monkeypatch.setattr(events, "_emit", _record)
+    return calls
+
+
+@pytest.fixture
+def token_for(app):
+    """A fresh bearer token for a user, issued through the action."""
+    from app.actions import users
+
+    def _token(user) -> str:
+        with app.app_context():
+            return users.do_create_api_token(db.session.get(User, user.id))
+
+    return _token
+
+
+@pytest.fixture
+def bearer(token_for):
+    """Authorization headers carrying a fresh bearer token for a user."""
+
+    def _headers(user) -> dict:
+        return {"Authorization": f"Bearer {token_for(user)}"}
+
+    return _headers
+
+
+@pytest.fixture
+def fast_hashing(monkeypatch):
+    """Cheap password hashes for tests that register many accounts through the action."""
+    from werkzeug.security import generate_password_hash
+
+    import app.models.users as user_models
+
+    monkeypatch.setattr(
+        user_models, "generate_password_hash",
+        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1"),
+    )
+
+
+@pytest.fixture
+def live(app, token_for):
+    """A Socket.IO test client connected with a user's bearer token (`auth={"token": ...}`)."""
+    clients = []
+
+    def _connect(user):
+        client = socketio.test_client(app, auth={"token": token_for(user)})
+        assert client.is_connected()
+        clients.append(client)
+        return client
+
+    yield _connect
+    for client in clients:
+        if client.is_connected():
+            client.disconnect()

@@ -45,6 +45,13 @@ def _find_by_client_id(user_id: int, client_id: str | None) -> Message | None:
     ).scalar_one_or_none()
 
 
+def _retried(existing: Message, room_id: int) -> SendResult:
+    """A retry of an earlier send; the same client_id in another room is a client bug."""
+    if existing.room_id != room_id:
+        raise ChatError("conflict", "This client_id was already used for another message.", field="client_id")
+    return SendResult(existing, created=False)
+
+
 def do_send_message(user: User, room_id: int, body: str, client_id: str | None = None) -> SendResult:
     """Store a message, broadcast it to every member after commit, then queue its mentions.
 
@@ -56,7 +63,7 @@ def do_send_message(user: User, room_id: int, body: str, client_id: str | None =
     body, client_id = check_send_message(user, room_id, body, client_id)
     existing = _find_by_client_id(user.id, client_id)
     if existing is not None:
-        return SendResult(existing, created=False)
+        return _retried(existing, room_id)
 
     parsed = parse_message(body)
     mentioned = _resolve_mentions(room_id, parsed.mentions, exclude_user_id=user.id)
@@ -77,7 +84,7 @@ def do_send_message(user: User, room_id: int, body: str, client_id: str | None =
         existing = _find_by_client_id(user.id, client_id)
         if existing is None:
             raise
-        return SendResult(existing, created=False)
+        return _retried(existing, room_id)
 
     # The author has read their own message.
     db.session.execute(

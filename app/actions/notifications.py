@@ -10,7 +10,7 @@ from app.extensions import db
 from app.lib import serializers
 from app.lib.access import get_membership
 from app.lib.errors import ChatError
-from app.models import Message, Notification, User
+from app.models import Mention, Message, Notification, User
 from app.models.base import utcnow
 
 
@@ -60,7 +60,10 @@ def get_notifications(user: User, *, unread_only: bool = False, limit: int = 50)
     """The user's newest notifications first."""
     query = (
         db.select(Notification).filter_by(user_id=user.id)
-        .options(selectinload(Notification.message).selectinload(Message.author))
+        .options(
+            selectinload(Notification.message).selectinload(Message.author),
+            selectinload(Notification.message).selectinload(Message.mentions).selectinload(Mention.user),
+        )
         .order_by(Notification.id.desc()).limit(limit)
     )
     if unread_only:

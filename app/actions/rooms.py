@@ -106,6 +106,13 @@ def do_leave_room(user: User, room_id: int) -> None:
         raise ChatError("not_member", "You are not a member of this room.")
     db.session.delete(membership)
     db.session.flush()
+    if room.owner_id == user.id:
+        # The longest-standing member takes over, so a private room is never left
+        # without anyone who can invite.
+        heir = db.session.execute(
+            db.select(Membership.user_id).filter_by(room_id=room.id).order_by(Membership.id).limit(1)
+        ).scalar_one_or_none()
+        room.owner_id = heir
     events.unsubscribe_on_commit(user.id, room.id)
     events.send_event_on_commit(
         "room_membership", {"action": "left", "room": {"id": room.id, "name": room.name}},

@@ -159,8 +159,8 @@ def send_message(room_id: int):
 @login_required
 def mark_room_read(room_id: int):
     """Move the caller's read marker to {message_id} or the latest message."""
-    data = request.get_json(silent=True) or {}
-    message_id = validation.get_int(validation.require_mapping(data), "message_id", required=False)
+    data = _json() if request.get_data() else {}
+    message_id = validation.get_int(data, "message_id", required=False)
     return {"last_read_message_id": rooms.do_mark_room_read(current_user, room_id, message_id)}
 
 

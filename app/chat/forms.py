@@ -7,7 +7,9 @@ from wtforms.validators import DataRequired, Length, Optional
 class CreateRoomForm(FlaskForm):
     """A new room."""
 
-    name = StringField("Name", validators=[DataRequired(), Length(max=64)])
+    name = StringField(
+        "Name", validators=[DataRequired(message="Give the room a name."), Length(max=64)]
+    )
     topic = StringField("Topic", validators=[Optional(), Length(max=250)])
     is_private = BooleanField("Private (invite only)")
 

@@ -43,7 +43,9 @@ def create_room():
         else:
             return redirect(url_for("chat.room", room_id=room.id))
     else:
-        flash("Give the room a name of at most 64 characters.", "error")
+        for errors in form.errors.values():
+            for error in errors:
+                flash(error, "error")
     return render_template("chat/index.html", create_form=form, **_page_context()), 400
 
 

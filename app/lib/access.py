@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from app.extensions import db
 from app.lib.errors import ChatError
+from app.lib.validation import MAX_ID
 from app.models import Membership, Message, Room, User
 
 
@@ -15,7 +16,7 @@ def get_membership(room_id: int, user_id: int) -> Membership | None:
 
 def access_room(room_id: int, user: User) -> tuple[Room, Membership | None]:
     """A room the user may see (public, or private and a member), with their membership."""
-    room = db.session.get(Room, room_id)
+    room = db.session.get(Room, room_id) if 0 < room_id <= MAX_ID else None
     if room is None:
         raise ChatError("not_found", "No such room.")
     membership = get_membership(room.id, user.id)
@@ -35,7 +36,7 @@ def access_room_as_member(room_id: int, user: User) -> tuple[Room, Membership]:
 
 def access_message(message_id: int, user: User) -> Message:
     """A message in a room the user belongs to."""
-    message = db.session.get(Message, message_id)
+    message = db.session.get(Message, message_id) if 0 < message_id <= MAX_ID else None
     if message is None:
         raise ChatError("not_found", "No such message.")
     try:

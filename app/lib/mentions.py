@@ -1,16 +1,17 @@
-"""Finding @username mentions in message text."""
+"""The syntax of @username mentions (the markdown parser calls it, so code is skipped)."""
 from __future__ import annotations
 
 import re
 
-# "@name" at a word boundary: not inside an e-mail address or another word,
-# and the name ends where username characters end.
-MENTION_RE = re.compile(r"(?<![A-Za-z0-9_@])@([A-Za-z0-9_]{1,32})(?![A-Za-z0-9_])")
+# A name ends where username characters end: "@bob's" mentions bob, "@bob_x" does not.
+_NAME_RE = re.compile(r"[A-Za-z0-9_]{1,32}(?![A-Za-z0-9_])")
+# A letter of any script (or another "@") before "@" makes an e-mail address or a word.
+_NOT_BEFORE = re.compile(r"[\w@]")
 
 
-def find_mentions(text: str) -> list[str]:
-    """Lower-cased usernames mentioned in text, once each, in order of first appearance."""
-    seen: dict[str, None] = {}
-    for match in MENTION_RE.finditer(text):
-        seen.setdefault(match.group(1).lower(), None)
-    return list(seen)
+def mention_at(text: str, pos: int) -> str | None:
+    """The name mentioned by the "@" at text[pos], as typed, or None if it is no mention."""
+    if text[pos] != "@" or (pos > 0 and _NOT_BEFORE.match(text[pos - 1])):
+        return None
+    match = _NAME_RE.match(text, pos + 1)
+    return match.group(0) if match else None

@@ -5,17 +5,16 @@ neither a mention nor a chip.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import nh3
 from markdown_it import MarkdownIt
 from markupsafe import escape
 
-_NAME_RE = re.compile(r"[A-Za-z0-9_]{1,32}(?![A-Za-z0-9_])")
-_WORD_CHAR = re.compile(r"[A-Za-z0-9_@]")
+from app.lib.mentions import mention_at
 
-ALLOWED_TAGS = {"p", "br", "strong", "em", "code", "pre", "blockquote", "ul", "ol", "li", "a", "span", "del"}
+
+ALLOWED_TAGS = {"p", "br", "strong", "em", "code", "pre", "blockquote", "ul", "ol", "li", "a", "span", "s", "del"}
 ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},
     "span": {"data-username"},
@@ -27,21 +26,15 @@ URL_SCHEMES = {"http", "https", "mailto"}
 
 def _mention_rule(state, silent: bool) -> bool:
     """Inline rule: '@name' at a word boundary becomes a mention token."""
-    pos = state.pos
-    if state.src[pos] != "@":
+    name = mention_at(state.src, state.pos)
+    if name is None:
         return False
-    if pos > 0 and _WORD_CHAR.match(state.src[pos - 1]):
-        return False
-    match = _NAME_RE.match(state.src, pos + 1)
-    if not match:
-        return False
-    name = match.group(0)
     if not silent:
         token = state.push("mention", "", 0)
         token.content = name
         found = state.env.setdefault("mentions", {})
         found.setdefault(name.lower(), None)
-    state.pos = match.end()
+    state.pos += 1 + len(name)
     return True
 
 

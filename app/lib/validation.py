@@ -6,9 +6,10 @@ from typing import Any
 
 from app.lib.errors import ChatError
 
-USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,32}$")
-ROOM_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# \A and \Z, not ^ and $: "$" also matches before a trailing newline ("alice\n").
+USERNAME_RE = re.compile(r"\A[A-Za-z0-9_]{1,32}\Z")
+ROOM_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
+CLIENT_ID_RE = re.compile(r"\A[A-Za-z0-9_.:-]{1,64}\Z")
 # Control characters other than tab and newline corrupt display and logs.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 MAX_ID = 2**63 - 1
@@ -57,7 +58,8 @@ def parse_id(value: str | None, name: str) -> int | None:
     """An id given in a query string."""
     if value is None or value == "":
         return None
-    if not value.isdigit() or not 0 < int(value) <= MAX_ID:
+    # isdigit() alone accepts "²" and other digits int() refuses.
+    if not (value.isascii() and value.isdigit()) or not 0 < int(value) <= MAX_ID:
         raise ChatError("invalid", f"'{name}' must be a positive integer.", field=name)
     return int(value)
 

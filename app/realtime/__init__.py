@@ -4,6 +4,10 @@ from __future__ import annotations
 from flask import Flask
 
 from app.extensions import socketio
+
+# Imported before any init_app: Flask-SocketIO then keeps the handlers and binds them to
+# every app's server, not only to the first one created in the process.
+from app.realtime import handlers  # noqa: F401
 from app.realtime.registry import LocalSocketRegistry, RedisSocketRegistry
 
 
@@ -29,4 +33,3 @@ def register_sockets(app: Flask) -> None:
         options.update(message_queue=redis_url, channel=channel)
     socketio.init_app(app, **options)
     app.extensions["chorus.sockets"] = RedisSocketRegistry(redis_url, app.config["REDIS_KEY_PREFIX"] + "sockets:") if redis_url else LocalSocketRegistry()
-    from app.realtime import handlers  # noqa: F401  (registers the handlers)

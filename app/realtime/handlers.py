@@ -34,7 +34,7 @@ def on_connect(auth=None):
     elif current_user.is_authenticated:
         user = current_user._get_current_object()
     if user is None or user.is_disabled:
-        raise ConnectionRefusedError({"code": "unauthorized", "message": "Log in first."})
+        raise ConnectionRefusedError("Log in first.", {"code": "unauthorized"})
     join_room(events.user_channel(user.id))
     for room_id in rooms.get_room_ids_for_user(user.id):
         join_room(events.room_channel(room_id))
@@ -44,9 +44,12 @@ def on_connect(auth=None):
 
 @socketio.on("disconnect")
 def on_disconnect(*_args):
-    """Forget the socket."""
-    if current_user.is_authenticated:
-        _registry().remove(current_user.id, request.sid)
+    """Forget the socket.
+
+    By sid, not by current_user: a disconnect caused by an HTTP logout or an admin's
+    disable runs inside that request, whose user is someone else or nobody.
+    """
+    if _registry().remove(request.sid):
         metrics.connected_sockets.dec()
 
 

@@ -11,20 +11,26 @@ class LocalSocketRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_user: dict[int, set[str]] = defaultdict(set)
+        self._user_of: dict[str, int] = {}
 
     def add(self, user_id: int, sid: str) -> None:
         """Remember a connected socket."""
         with self._lock:
             self._by_user[user_id].add(sid)
+            self._user_of[sid] = user_id
 
-    def remove(self, user_id: int, sid: str) -> None:
-        """Forget a disconnected socket."""
+    def remove(self, sid: str) -> bool:
+        """Forget a disconnected socket; False if it was not known."""
         with self._lock:
+            user_id = self._user_of.pop(sid, None)
+            if user_id is None:
+                return False
             sids = self._by_user.get(user_id)
             if sids is not None:
                 sids.discard(sid)
                 if not sids:
                     del self._by_user[user_id]
+            return True
 
     def sids_of(self, user_id: int) -> list[str]:
         """Every live socket of the user."""
@@ -33,10 +39,11 @@ class LocalSocketRegistry:
 
 
 class RedisSocketRegistry:
-    """Sockets of every server process, kept in Redis sets (cluster mode).
+    """Sockets of every server process, kept in Redis (cluster mode).
 
-    A server that dies leaves its sids behind; room changes sent to a dead sid are
-    ignored by every server, and the sets expire a day after their last change.
+    A set of sids per user, and a hash from sid to user. A server that dies leaves its
+    sids behind; room changes sent to a dead sid are ignored by every server, and the
+    per-user sets expire a day after their last change.
     """
 
     TTL = 24 * 3600
@@ -46,20 +53,29 @@ class RedisSocketRegistry:
 
         self._redis = redis.Redis.from_url(redis_url)
         self._prefix = prefix
+        self._owners = f"{prefix}owner"
 
     def _key(self, user_id: int) -> str:
-        return f"{self._prefix}{user_id}"
+        return f"{self._prefix}user:{user_id}"
 
     def add(self, user_id: int, sid: str) -> None:
         """Remember a connected socket."""
         pipe = self._redis.pipeline()
         pipe.sadd(self._key(user_id), sid)
         pipe.expire(self._key(user_id), self.TTL)
+        pipe.hset(self._owners, sid, user_id)
         pipe.execute()
 
-    def remove(self, user_id: int, sid: str) -> None:
-        """Forget a disconnected socket."""
-        self._redis.srem(self._key(user_id), sid)
+    def remove(self, sid: str) -> bool:
+        """Forget a disconnected socket; False if it was not known."""
+        user_id = self._redis.hget(self._owners, sid)
+        if user_id is None:
+            return False
+        pipe = self._redis.pipeline()
+        pipe.srem(self._key(int(user_id)), sid)
+        pipe.hdel(self._owners, sid)
+        pipe.execute()
+        return True
 
     def sids_of(self, user_id: int) -> list[str]:
         """Every live socket of the user, on any server."""
