@@ -123,17 +123,10 @@ def get_messages(
     `after` pages forwards from an id, for catching up after a reconnect.
     """
     access_room_as_member(room_id, user)
-    max_limit = current_app.config["HISTORY_MAX_PAGE_SIZE"]
-    limit = current_app.config["HISTORY_PAGE_SIZE"] if limit is None else limit
-    if not 1 <= limit <= max_limit:
-        raise ChatError("invalid", f"'limit' must be between 1 and {max_limit}.", field="limit")
+    limit = _check_limit(limit)
     if before is not None and after is not None:
         raise ChatError("invalid", "Give 'before' or 'after', not both.")
-    query = (
-        db.select(Message)
-        .filter(Message.room_id == room_id)
-        .options(selectinload(Message.author), selectinload(Message.mentions).selectinload(Mention.user))
-    )
+    query = _history_query(room_id)
     if after is not None:
         rows = list(db.session.execute(
             query.filter(Message.id > after).order_by(Message.id.asc()).limit(limit + 1)
@@ -144,3 +137,46 @@ def get_messages(
     rows = list(db.session.execute(query.order_by(Message.id.desc()).limit(limit + 1)).scalars())
     has_more = len(rows) > limit
     return list(reversed(rows[:limit])), has_more
+
+
+def get_messages_around(
+    user: User, room_id: int, message_id: int, *, limit: int | None = None
+) -> tuple[list[Message], bool, bool]:
+    """A page centred on one message (for links to it), oldest first.
+
+    Returns the page and whether older and newer messages lie beyond it.
+    """
+    access_room_as_member(room_id, user)
+    limit = _check_limit(limit)
+    query = _history_query(room_id)
+    anchor = db.session.execute(query.filter(Message.id == message_id)).scalar_one_or_none()
+    if anchor is None:
+        raise ChatError("not_found", "No such message in this room.", field="around")
+    newer_wanted = (limit - 1) // 2
+    newer = list(db.session.execute(
+        query.filter(Message.id > message_id).order_by(Message.id.asc()).limit(newer_wanted + 1)
+    ).scalars())
+    has_more_after = len(newer) > newer_wanted
+    newer = newer[:newer_wanted]
+    older_wanted = limit - 1 - len(newer)
+    older = list(db.session.execute(
+        query.filter(Message.id < message_id).order_by(Message.id.desc()).limit(older_wanted + 1)
+    ).scalars())
+    has_more_before = len(older) > older_wanted
+    return list(reversed(older[:older_wanted])) + [anchor] + newer, has_more_before, has_more_after
+
+
+def _check_limit(limit: int | None) -> int:
+    max_limit = current_app.config["HISTORY_MAX_PAGE_SIZE"]
+    limit = current_app.config["HISTORY_PAGE_SIZE"] if limit is None else limit
+    if not 1 <= limit <= max_limit:
+        raise ChatError("invalid", f"'limit' must be between 1 and {max_limit}.", field="limit")
+    return limit
+
+
+def _history_query(room_id: int):
+    return (
+        db.select(Message)
+        .filter(Message.room_id == room_id)
+        .options(selectinload(Message.author), selectinload(Message.mentions).selectinload(Mention.user))
+    )

@@ -130,9 +130,17 @@ def leave_room(room_id: int):
 @bp.get("/rooms/<int:room_id>/messages")
 @login_required
 def list_messages(room_id: int):
-    """A page of history, oldest first: ?before=<id> pages back, ?after=<id> catches up."""
+    """A page of history, oldest first: ?before=<id> pages back, ?after=<id> catches up,
+    ?around=<id> centres on one message."""
     args = request.args
     limit = validation.parse_id(args.get("limit"), "limit")
+    around = validation.parse_id(args.get("around"), "around")
+    if around is not None:
+        if args.get("before") or args.get("after"):
+            raise ChatError("invalid", "Give 'around' alone, without 'before' or 'after'.")
+        page, older, newer = messages.get_messages_around(current_user, room_id, around, limit=limit)
+        return {"messages": [serializers.message_dict(m) for m in page],
+                "has_more_before": older, "has_more_after": newer}
     page, has_more = messages.get_messages(
         current_user, room_id,
         before=validation.parse_id(args.get("before"), "before"),

@@ -1,14 +1,14 @@
 """Server-rendered pages; live updates come over Socket.IO."""
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
 from app.actions import messages, notifications, rooms
 from app.chat import bp
 from app.chat.forms import CreateRoomForm, InviteForm
-from app.lib import serializers
+from app.lib import serializers, validation
 from app.lib.access import access_room
 from app.lib.errors import ChatError
 
@@ -52,18 +52,25 @@ def create_room():
 @bp.get("/rooms/<int:room_id>")
 @login_required
 def room(room_id: int):
-    """A room: the latest messages rendered here, new ones appended live by the page script."""
+    """A room: the latest messages (or those around ?around=<id>) rendered here; new ones
+    are appended live by the page script."""
     room_obj, membership = access_room(room_id, current_user)
-    page, has_more = ([], False)
+    page, has_more, has_more_after = [], False, False
+    around = validation.parse_id(request.args.get("around"), "around")
     members = []
     if membership is not None:
-        page, has_more = messages.get_messages(current_user, room_id)
+        if around is not None:
+            page, has_more, has_more_after = messages.get_messages_around(current_user, room_id, around)
+        else:
+            page, has_more = messages.get_messages(current_user, room_id)
         members = [serializers.user_dict(u) for u in rooms.get_members(room_obj)]
     return render_template(
         "chat/room.html",
         room=rooms.room_view(room_obj, current_user),
         messages=[serializers.message_dict(m) for m in page],
         has_more=has_more,
+        has_more_after=has_more_after,
+        around=around,
         members=members,
         invite_form=InviteForm(),
         max_length=current_app.config["MESSAGE_MAX_LENGTH"],
