@@ -16,8 +16,13 @@ from celery.signals import worker_init, worker_process_init  # noqa: E402
 from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.ops.health import check_services, describe  # noqa: E402
+from app.security import ConfigError  # noqa: E402
 
-flask_app = create_app(worker=True)
+try:
+    flask_app = create_app(worker=True)
+except ConfigError as exc:
+    print(f"chorus worker: cannot start: {exc}", file=sys.stderr)
+    sys.exit(2)
 celery = flask_app.extensions["celery"]
 
 from app import tasks as _tasks  # noqa: E402,F401  (registers the tasks)

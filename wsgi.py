@@ -31,8 +31,13 @@ import sys  # noqa: E402
 from app import create_app  # noqa: E402
 from app.extensions import socketio  # noqa: E402
 from app.ops.health import check_services, describe  # noqa: E402
+from app.security import ConfigError  # noqa: E402
 
-app = create_app()
+try:
+    app = create_app()
+except ConfigError as exc:
+    print(f"chorus: cannot start: {exc}", file=sys.stderr)
+    sys.exit(2)
 
 if __name__ == "__main__":
     problems = check_services(app)

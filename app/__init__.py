@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
+import time
 
 from flask import Flask, jsonify, render_template, request
 
 from app.config import INSTANCE_DIR, Config, ProductionConfig
 from app.extensions import csrf, db, login_manager, migrate
 from app.logs import configure_logging
+from app.security import register_security
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ def create_app(config: type | dict | None = None, *, worker: bool = False) -> Fl
 
     configure_logging(app)
     register_extensions(app)
+    register_security(app)
     register_blueprints(app)
     register_sockets(app)
     register_errorhandlers(app)
@@ -95,7 +99,10 @@ def register_sockets(app: Flask) -> None:
 
 def register_errorhandlers(app: Flask) -> None:
     """JSON errors under /api, plain pages elsewhere."""
+    from flask_limiter.errors import RateLimitExceeded
     from werkzeug.exceptions import HTTPException
+
+    from app.security import limiter
 
     from app.lib.errors import ChatError
 
@@ -106,8 +113,21 @@ def register_errorhandlers(app: Flask) -> None:
     def chat_error(exc: ChatError):
         db.session.rollback()
         if wants_json():
-            return jsonify(exc.to_dict()), exc.status
-        return render_template("error.html", code=exc.status, message=exc.message), exc.status
+            response = jsonify(exc.to_dict())
+        else:
+            response = app.make_response(render_template("error.html", code=exc.status, message=exc.message))
+        response.status_code = exc.status
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(exc: RateLimitExceeded):
+        current = limiter.current_limit
+        retry_after = max(1, math.ceil(current.reset_at - time.time())) if current else 60
+        error = ChatError("rate_limited", f"Too many requests ({exc.description}); slow down.",
+                          retry_after=retry_after)
+        return chat_error(error)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -57,6 +57,21 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None
     DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "chorus-demo")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    CHORUS_ENV = os.environ.get("CHORUS_ENV", "development")
+    # How many reverse proxies (nginx) stand in front; their X-Forwarded-* headers are trusted.
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
+
+    # Rate limits (the `limits` notation). HTTP through Flask-Limiter, sockets and login
+    # failures through app.ratelimit; the storage is Redis in cluster mode, memory otherwise.
+    RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+    RATELIMIT_HEADERS_ENABLED = True
+    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "20 per minute")
+    REGISTER_RATE_LIMIT = os.environ.get("REGISTER_RATE_LIMIT", "10 per hour")
+    API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "600 per minute")
+    LOGIN_FAILURES_PER_ACCOUNT = os.environ.get("LOGIN_FAILURES_PER_ACCOUNT", "10 per 15 minutes")
+    LOGIN_FAILURES_PER_ADDRESS = os.environ.get("LOGIN_FAILURES_PER_ADDRESS", "50 per 15 minutes")
+    SOCKET_EVENT_LIMITS = {"send": os.environ.get("SOCKET_SEND_LIMIT", "30 per 10 seconds")}
+    SOCKET_DEFAULT_LIMIT = os.environ.get("SOCKET_DEFAULT_LIMIT", "120 per minute")
 
     @classmethod
     def celery_settings(cls, redis_url: str | None, key_prefix: str = "chorus:") -> dict:
@@ -90,10 +105,12 @@ class TestConfig(Config):
     REDIS_URL = None
     WTF_CSRF_ENABLED = False
     SOCKETIO_ASYNC_MODE = "threading"
+    RATELIMIT_ENABLED = False  # the rate-limit tests turn it on
 
 
 class ProductionConfig(Config):
     """Cluster deployments: secure cookies and an explicit secret."""
 
+    CHORUS_ENV = "production"
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True

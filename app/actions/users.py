@@ -7,7 +7,7 @@ import secrets
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from app import events
+from app import events, ratelimit
 from app.extensions import db
 from app.lib import validation
 from app.lib.errors import ChatError
@@ -53,10 +53,16 @@ def do_register_user(
     return user
 
 
-def authenticate(username: str, password: str) -> User:
-    """The user with these credentials; one vague error for any mismatch."""
+def authenticate(username: str, password: str, address: str | None = None) -> User:
+    """The user with these credentials; one vague error for any mismatch.
+
+    Failures are counted per account and per address; past the limit every attempt is
+    refused with rate_limited until the window moves on, right password or not.
+    """
+    ratelimit.check_login_allowed(username, address)
     user = get_user_by_username(username) if validation.USERNAME_RE.match(username) else None
     if user is None or not user.check_password(password) or user.is_disabled:
+        ratelimit.record_login_failure(username, address)
         raise ChatError("unauthorized", "Wrong username or password.")
     return user
 
@@ -68,7 +74,8 @@ def _digest(token: str) -> str:
 def do_create_api_token(user: User, name: str = "api") -> str:
     """Issue a new bearer token; the plain token is returned once and only its digest is kept."""
     token = secrets.token_urlsafe(32)
-    db.session.add(ApiToken(user_id=user.id, token_hash=_digest(token), name=name[:64] or "api"))
+    name = validation.clean_text(name).replace("\n", " ").strip()[:64] or "api"
+    db.session.add(ApiToken(user_id=user.id, token_hash=_digest(token), name=name))
     db.session.commit()
     return token
 
@@ -101,10 +108,22 @@ def do_disable_user(user: User, disabled: bool = True) -> User:
     return user
 
 
-def do_revoke_api_token(user: User, token_id: int) -> None:
-    """Revoke one of the user's tokens."""
-    row = db.session.get(ApiToken, token_id)
+def do_revoke_api_token(user: User, token_id: int) -> ApiToken:
+    """Revoke one of the user's tokens; revoking twice is harmless."""
+    row = db.session.get(ApiToken, token_id) if 0 < token_id <= validation.MAX_ID else None
     if row is None or row.user_id != user.id:
         raise ChatError("not_found", "No such token.")
-    row.revoked_at = utcnow()
-    db.session.commit()
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        # Sockets do not remember which token opened them: close them all; the page's own
+        # socket reconnects with its session cookie, a bot's with the revoked token cannot.
+        events.disconnect_user_on_commit(user.id)
+        db.session.commit()
+    return row
+
+
+def get_api_tokens(user: User) -> list[ApiToken]:
+    """The user's tokens, newest first, revoked ones included."""
+    return list(db.session.execute(
+        db.select(ApiToken).filter_by(user_id=user.id).order_by(ApiToken.id.desc())
+    ).scalars())

@@ -10,6 +10,7 @@ from flask_login import current_user
 from app.actions import users as user_actions
 from app.extensions import db
 from app.models import Membership, Message, Notification, Room, User
+from app.security import csp_nonce
 
 
 class _AdminOnly:
@@ -110,7 +111,7 @@ class NotificationView(ReadOnlyView):
 
 def init_admin(app: Flask) -> None:
     """Mount the console on the app (a new Admin per app keeps tests independent)."""
-    admin = Admin(app, name="Chorus admin", index_view=ChorusIndexView(url="/admin"))
+    admin = Admin(app, name="Chorus admin", index_view=ChorusIndexView(url="/admin"), csp_nonce_generator=csp_nonce)
     admin.add_view(UserView(User, db, name="Users"))
     admin.add_view(RoomView(Room, db, name="Rooms"))
     admin.add_view(MembershipView(Membership, db, name="Memberships"))

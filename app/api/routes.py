@@ -11,8 +11,10 @@ from app.extensions import csrf
 from app.lib import serializers, validation
 from app.lib.access import access_room
 from app.lib.errors import ChatError
+from app.security import limiter
 
 csrf.exempt(bp)
+limiter.limit(lambda: current_app.config["API_RATE_LIMIT"])(bp)
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -39,6 +41,7 @@ def _json() -> dict:
 
 
 @bp.post("/users")
+@limiter.limit(lambda: current_app.config["REGISTER_RATE_LIMIT"])
 def register():
     """Register an account."""
     data = _json()
@@ -51,12 +54,30 @@ def register():
 
 
 @bp.post("/auth/token")
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"])
 def issue_token():
     """Exchange username and password for a bearer token."""
     data = _json()
-    user = users.authenticate(validation.get_str(data, "username"), validation.get_str(data, "password"))
+    user = users.authenticate(
+        validation.get_str(data, "username"), validation.get_str(data, "password"), request.remote_addr
+    )
     token = users.do_create_api_token(user, validation.get_str(data, "name", required=False) or "api")
     return {"token": token, "user": serializers.user_dict(user)}
+
+
+@bp.get("/tokens")
+@login_required
+def list_tokens():
+    """The caller's API tokens (metadata only)."""
+    return {"tokens": [serializers.token_dict(t) for t in users.get_api_tokens(current_user)]}
+
+
+@bp.delete("/tokens/<int:token_id>")
+@login_required
+def revoke_token(token_id: int):
+    """Revoke one of the caller's tokens."""
+    users.do_revoke_api_token(current_user, token_id)
+    return "", 204
 
 
 @bp.get("/me")

@@ -12,6 +12,12 @@ class LoginForm(FlaskForm):
     remember = BooleanField("Keep me logged in")
 
 
+class TokenForm(FlaskForm):
+    """A new API token."""
+
+    name = StringField("Token name", validators=[DataRequired(), Length(max=64)])
+
+
 class RegisterForm(FlaskForm):
     """A new account."""
 

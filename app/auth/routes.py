@@ -3,14 +3,17 @@ from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
 
 from app import events
 from app.actions import users
 from app.auth import bp
-from app.auth.forms import LoginForm, RegisterForm
+from app.auth.forms import LoginForm, RegisterForm, TokenForm
 from app.extensions import db, login_manager
 from app.lib.errors import ChatError
+from app.lib import serializers
 from app.models import User
+from app.security import limiter
 
 
 @login_manager.user_loader
@@ -44,6 +47,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
 def login():
     """Log in with username and password."""
     if current_user.is_authenticated:
@@ -52,10 +56,10 @@ def login():
     status = 400 if form.is_submitted() else 200
     if form.validate_on_submit():
         try:
-            user = users.authenticate(form.username.data, form.password.data)
+            user = users.authenticate(form.username.data, form.password.data, request.remote_addr)
         except ChatError as exc:
             flash(exc.message, "error")
-            status = 401
+            status = exc.status
         else:
             login_user(user, remember=form.remember.data)
             return redirect(_safe_next(request.args.get("next")))
@@ -63,6 +67,7 @@ def login():
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["REGISTER_RATE_LIMIT"], methods=["POST"])
 def register():
     """Create an account and log in."""
     if not current_app.config["REGISTRATION_OPEN"]:
@@ -79,6 +84,48 @@ def register():
             return redirect(url_for("chat.index"))
     status = 400 if form.is_submitted() else 200
     return render_template("auth/register.html", form=form), status
+
+
+@bp.get("/account")
+@login_required
+def account():
+    """The profile page: API tokens for bots and scripts."""
+    return _account_page()
+
+
+def _account_page(new_token: str | None = None, status: int = 200):
+    from app.chat.routes import page_context  # the sidebar and bell every signed-in page shows
+
+    tokens = [serializers.token_dict(t) for t in users.get_api_tokens(current_user)]
+    return render_template(
+        "account/tokens.html", tokens=tokens, token_form=TokenForm(), new_token=new_token, **page_context()
+    ), status
+
+
+@bp.post("/account/tokens")
+@login_required
+def create_token():
+    """Issue a token and show it once."""
+    form = TokenForm()
+    if not form.validate_on_submit():
+        flash("Name the token (at most 64 characters).", "error")
+        return _account_page(status=400)
+    token = users.do_create_api_token(current_user, form.name.data)
+    return _account_page(new_token=token)
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke")
+@login_required
+def revoke_token(token_id: int):
+    """Revoke a token: it stops working at once."""
+    if FlaskForm().validate_on_submit():
+        try:
+            users.do_revoke_api_token(current_user, token_id)
+        except ChatError as exc:
+            flash(exc.message, "error")
+        else:
+            flash("Token revoked.", "info")
+    return redirect(url_for("auth.account"))
 
 
 @bp.route("/logout", methods=["POST"])

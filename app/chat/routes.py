@@ -13,7 +13,7 @@ from app.lib.access import access_room
 from app.lib.errors import ChatError
 
 
-def _page_context() -> dict:
+def page_context() -> dict:
     """What every signed-in page shows: the sidebar rooms and the bell."""
     return {
         "me": {**serializers.user_dict(current_user), "is_admin": current_user.is_admin},
@@ -27,7 +27,7 @@ def _page_context() -> dict:
 @login_required
 def index():
     """The lobby: your rooms, public rooms to join, a form to create one."""
-    return render_template("chat/index.html", create_form=CreateRoomForm(), **_page_context())
+    return render_template("chat/index.html", create_form=CreateRoomForm(), **page_context())
 
 
 @bp.post("/rooms")
@@ -46,7 +46,7 @@ def create_room():
         for errors in form.errors.values():
             for error in errors:
                 flash(error, "error")
-    return render_template("chat/index.html", create_form=form, **_page_context()), 400
+    return render_template("chat/index.html", create_form=form, **page_context()), 400
 
 
 @bp.get("/rooms/<int:room_id>")
@@ -74,7 +74,7 @@ def room(room_id: int):
         members=members,
         invite_form=InviteForm(),
         max_length=current_app.config["MESSAGE_MAX_LENGTH"],
-        **_page_context(),
+        **page_context(),
     )
 
 
@@ -132,7 +132,7 @@ def notifications_page():
     return render_template(
         "chat/notifications.html",
         notifications=[serializers.notification_dict(n) for n in items],
-        **_page_context(),
+        **page_context(),
     )
 
 

@@ -19,16 +19,22 @@ STATUS_BY_CODE = {
 class ChatError(Exception):
     """A refusal the client should see: a stable code and a human message."""
 
-    def __init__(self, code: str, message: str, *, status: int | None = None, field: str | None = None):
+    def __init__(
+        self, code: str, message: str, *, status: int | None = None, field: str | None = None,
+        retry_after: int | None = None,
+    ):
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status or STATUS_BY_CODE.get(code, 400)
         self.field = field
+        self.retry_after = retry_after
 
     def to_dict(self) -> dict:
         """The error as the JSON body both HTTP and Socket.IO replies carry."""
         error = {"code": self.code, "message": self.message}
         if self.field:
             error["field"] = self.field
+        if self.retry_after is not None:
+            error["retry_after"] = self.retry_after
         return {"error": error}

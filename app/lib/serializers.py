@@ -18,6 +18,16 @@ def user_dict(user: User) -> dict:
     return {"id": user.id, "username": user.username, "display_name": user.name}
 
 
+def token_dict(token) -> dict:
+    """An API token's metadata (never the token itself)."""
+    return {
+        "id": token.id,
+        "name": token.name,
+        "created_at": iso(token.created_at),
+        "revoked_at": iso(token.revoked_at),
+    }
+
+
 def room_dict(room: Room, *, is_member: bool, member_count: int, unread: int | None = None) -> dict:
     """A room as listed in the directory."""
     data = {

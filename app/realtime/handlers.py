@@ -8,7 +8,7 @@ from flask import current_app, request
 from flask_login import current_user, login_user
 from flask_socketio import ConnectionRefusedError, disconnect, join_room
 
-from app import events
+from app import events, ratelimit
 from app.actions import messages, rooms, users
 from app.extensions import db, socketio
 from app.lib import serializers, validation
@@ -62,6 +62,7 @@ def socket_action(handler):
             disconnect()
             return {"ok": False, "error": {"code": "unauthorized", "message": "Log in first."}}
         try:
+            ratelimit.check_socket_event(current_user.id, request.event["message"])
             result = handler(validation.require_mapping(data))
         except ChatError as exc:
             db.session.rollback()

@@ -1,0 +1,103 @@
+"""A real embedded-mode server: origins, oversized socket frames, hostile payloads."""
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+import socketio
+
+from tests.integration.cluster import ROOT, free_port
+
+PASSWORD = "live-server-pw-1"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """wsgi.py (eventlet) on SQLite, no Redis: the embedded mode as `make run` serves it."""
+    tmp = tmp_path_factory.mktemp("live")
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'live.db'}", "PORT": str(port),
+           "SECRET_KEY": "live-server-secret"}
+    env.pop("REDIS_URL", None)
+    subprocess.run([sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT, env=env,
+                   check=True, capture_output=True, timeout=120)
+    log = open(tmp / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except requests.RequestException:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        raise RuntimeError((tmp / "server.log").read_text())
+    tokens = {}
+    for name in ("alice", "bob"):
+        assert requests.post(f"{url}/api/v1/users", json={"username": name, "password": PASSWORD}).status_code == 201
+        tokens[name] = requests.post(f"{url}/api/v1/auth/token",
+                                     json={"username": name, "password": PASSWORD}).json()["token"]
+    room = requests.post(f"{url}/api/v1/rooms", json={"name": "general"},
+                         headers={"Authorization": f"Bearer {tokens['alice']}"}).json()
+    requests.post(f"{url}/api/v1/rooms/{room['id']}/members", json={"username": "bob"},
+                  headers={"Authorization": f"Bearer {tokens['alice']}"})
+    yield {"url": url, "tokens": tokens, "room_id": room["id"], "proc": proc}
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def connect(server, name, transports=("websocket",), **kwargs):
+    client = socketio.Client(reconnection=False)
+    client.connect(server["url"], auth={"token": server["tokens"][name]}, transports=list(transports),
+                   wait_timeout=10, **kwargs)
+    return client
+
+
+def test_sockets_from_a_foreign_origin_are_refused(server):
+    # Long-polling sends exactly the Origin given (the websocket client adds one of its own).
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        connect(server, "alice", transports=["polling"], headers={"Origin": "https://evil.example"})
+    same = connect(server, "alice", transports=["polling"], headers={"Origin": server["url"]})
+    assert same.connected
+    same.disconnect()
+
+
+def test_an_oversized_frame_drops_only_that_socket(server):
+    received = []
+    bob = connect(server, "bob")
+    bob.on("message", lambda data: received.append(data["body"]))
+    alice = connect(server, "alice")
+    alice.emit("send", {"room_id": server["room_id"], "body": "x" * 200_000, "client_id": "huge"})
+    deadline = time.monotonic() + 10
+    while alice.connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alice.connected  # the server closed the socket that sent 200 kB
+    other = connect(server, "alice")
+    ack = other.call("send", {"room_id": server["room_id"], "body": "still here", "client_id": "after"}, timeout=10)
+    assert ack["ok"] is True
+    deadline = time.monotonic() + 5
+    while "still here" not in received and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert received == ["still here"] and bob.connected
+    other.disconnect()
+    bob.disconnect()
+
+
+@pytest.mark.parametrize("payload", [
+    None, 7, "text", [1, 2], {"room_id": None}, {"room_id": "1", "body": "x"}, {"room_id": 1.5, "body": "x"},
+    {"room_id": 10**30, "body": "x"}, {"room_id": -1, "body": "x"}, {"room_id": True, "body": "x"},
+    {"room_id": 1, "body": {"nested": ["junk", {"deeper": 1}]}}, {"room_id": 1, "body": ["x"]},
+    {"room_id": 1, "body": "x", "client_id": "y" * 500}, {"room_id": 1, "body": "x" * 4001},
+])
+def test_malformed_sends_get_an_error_ack_and_the_server_keeps_serving(server, payload):
+    alice = connect(server, "alice")
+    ack = alice.call("send", payload, timeout=10)
+    assert ack["ok"] is False and set(ack["error"]) >= {"code", "message"}
+    assert ack["error"]["code"] in {"invalid", "too_large", "not_found"}
+    assert requests.get(f"{server['url']}/healthz", timeout=5).status_code == 200
+    alice.disconnect()
+    assert server["proc"].poll() is None
