@@ -1,7 +1,7 @@
 """The administrators' console (Flask-Admin) at /admin."""
 from __future__ import annotations
 
-from flask import Flask, abort, flash, redirect, request, url_for
+from flask import Flask, abort, flash
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
@@ -14,15 +14,14 @@ from app.security import csp_nonce
 
 
 class _AdminOnly:
-    """Everyone but a logged-in administrator gets 403 (anonymous users are sent to log in)."""
+    """Everyone but a logged-in administrator gets 403 (the page offers anonymous users a login link)."""
 
     def is_accessible(self) -> bool:
         return current_user.is_authenticated and current_user.is_admin
 
     def inaccessible_callback(self, name, **kwargs):
-        if not current_user.is_authenticated:
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-        abort(403)
+        abort(403, description="Administrators only." if current_user.is_authenticated
+              else "Administrators only: log in with an administrator account.")
 
 
 class ChorusIndexView(_AdminOnly, AdminIndexView):
