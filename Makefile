@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test cluster install install-dev db seed clean
+.PHONY: run test cluster install install-dev db seed clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +44,21 @@ cluster: install
 	$(FLASK) seed-demo
 	$(BIN)/honcho start -f Procfile
 
-test: install-dev
-	$(BIN)/python -m pytest
+# Installs Chromium only when it is missing: as root directly, otherwise through sudo.
+# If that is impossible the browser tests skip, naming the reason (under CI they fail).
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "chromium: $(CHROMIUM) is missing and there is no apt-get to install it"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; \
+	elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	else echo "chromium: $(CHROMIUM) is missing; install it as root: apt-get install -y chromium"; exit 0; fi; \
+	echo "chromium: installing it for the browser tests"; \
+	$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+	  || echo "chromium: could not install it"
+
+test: install-dev chromium
+	CHORUS_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -19,10 +19,15 @@ from app.ops import metrics
 
 @dataclass
 class SendResult:
-    """The stored message, and whether it was created now or found from an earlier retry."""
+    """The stored message, and whether it was created now or found from an earlier retry.
+
+    `data` is the message as serialised for the broadcast: the ack and the REST reply
+    send it as it is, rather than reloading the committed (expired) row to build it again.
+    """
 
     message: Message
     created: bool
+    data: dict
 
 
 def check_send_message(user: User, room_id: int, body: str, client_id: str | None) -> tuple[str, str | None]:
@@ -49,7 +54,7 @@ def _retried(existing: Message, room_id: int) -> SendResult:
     """A retry of an earlier send; the same client_id in another room is a client bug."""
     if existing.room_id != room_id:
         raise ChatError("conflict", "This client_id was already used for another message.", field="client_id")
-    return SendResult(existing, created=False)
+    return SendResult(existing, created=False, data=serializers.message_dict(existing))
 
 
 def do_send_message(user: User, room_id: int, body: str, client_id: str | None = None) -> SendResult:
@@ -70,6 +75,7 @@ def do_send_message(user: User, room_id: int, body: str, client_id: str | None =
     message = Message(
         room_id=room_id,
         author_id=user.id,
+        author=user,  # already loaded: serialising the message needs no query for it
         body=body,
         html=render_parsed(parsed, {u.username_key: u.username for u in mentioned}),
         client_id=client_id,
@@ -93,12 +99,13 @@ def do_send_message(user: User, room_id: int, body: str, client_id: str | None =
                Membership.last_read_message_id < message.id)
         .values(last_read_message_id=message.id)
     )
-    events.send_event_on_commit("message", serializers.message_dict(message), to=events.room_channel(room_id))
+    data = serializers.message_dict(message)
+    events.send_event_on_commit("message", data, to=events.room_channel(room_id))
     events.on_commit(metrics.messages_sent.inc)
     if mentioned:
         events.enqueue_on_commit(tasks.notify_mentions, message.id)
     db.session.commit()
-    return SendResult(message, created=True)
+    return SendResult(message, created=True, data=data)
 
 
 def _resolve_mentions(room_id: int, names: list[str], *, exclude_user_id: int) -> list[User]:
@@ -152,18 +159,18 @@ def get_messages_around(
     anchor = db.session.execute(query.filter(Message.id == message_id)).scalar_one_or_none()
     if anchor is None:
         raise ChatError("not_found", "No such message in this room.", field="around")
-    newer_wanted = (limit - 1) // 2
+    # Up to a full page each way, then a window as centred as the room's edges allow.
     newer = list(db.session.execute(
-        query.filter(Message.id > message_id).order_by(Message.id.asc()).limit(newer_wanted + 1)
+        query.filter(Message.id > message_id).order_by(Message.id.asc()).limit(limit)
     ).scalars())
-    has_more_after = len(newer) > newer_wanted
-    newer = newer[:newer_wanted]
-    older_wanted = limit - 1 - len(newer)
     older = list(db.session.execute(
-        query.filter(Message.id < message_id).order_by(Message.id.desc()).limit(older_wanted + 1)
+        query.filter(Message.id < message_id).order_by(Message.id.desc()).limit(limit)
     ).scalars())
-    has_more_before = len(older) > older_wanted
-    return list(reversed(older[:older_wanted])) + [anchor] + newer, has_more_before, has_more_after
+    room_left = limit - 1
+    n_newer = min(len(newer), max(room_left // 2, room_left - len(older)))
+    n_older = min(len(older), room_left - n_newer)
+    page = list(reversed(older[:n_older])) + [anchor] + newer[:n_newer]
+    return page, len(older) > n_older, len(newer) > n_newer
 
 
 def _check_limit(limit: int | None) -> int:

@@ -60,8 +60,13 @@ def room(room_id: int):
     members = []
     if membership is not None:
         if around is not None:
-            page, has_more, has_more_after = messages.get_messages_around(current_user, room_id, around)
-        else:
+            try:
+                page, has_more, has_more_after = messages.get_messages_around(current_user, room_id, around)
+            except ChatError:
+                # A link to a message that is gone still opens its room, at the latest page.
+                flash("That message is no longer in this room.", "info")
+                around = None
+        if around is None:
             page, has_more = messages.get_messages(current_user, room_id)
         members = [serializers.user_dict(u) for u in rooms.get_members(room_obj)]
     return render_template(

@@ -1,16 +1,25 @@
-// Entry point for a room page: live messages, sending with local echo, history and resync.
+// Entry point for a room page: live messages, sending with local echo, history in both
+// directions, links to one message, and catching up after a reconnect or a sleep.
 
 import { $, $$, api, h, newClientId, plural, readBootstrap } from "./lib/dom.js";
 import { setRoomUnread, startShell } from "./lib/shell.js";
 import { localizeTimes } from "./lib/time.js";
+import { attachMentionAutocomplete } from "./room/mentions.js";
 import {
   audienceText, buildMessage, buildNote, buildPending, decorateBody, layoutMessages, setPendingState,
 } from "./room/render.js";
 
 const SEND_TIMEOUT_MS = 15000;
+const SEND_ATTEMPTS = 3; // unanswered sends before the message is shown as failed
+const RETRY_DELAY_MS = 2000;
 const BOTTOM_SLACK_PX = 48;
-const TOP_LOAD_PX = 160;
+const EDGE_LOAD_PX = 160;
 const RESYNC_PAGE = 200;
+const RESYNC_MAX = 500; // a larger gap reloads the latest page instead of replaying it
+const WAKE_AFTER_MS = 30000; // hidden (or asleep) this long: ask the server what was missed
+const LIVE_BUFFER_MAX = 1000;
+// Refusals that sending again cannot fix: the text goes back to the composer to be edited.
+const PERMANENT_ERRORS = new Set(["invalid", "too_large", "not_member", "not_found", "forbidden", "unauthorized"]);
 
 const data = readBootstrap();
 const me = data.me;
@@ -25,6 +34,13 @@ if (room && room.is_member) {
   shell.socket.on("room_membership", (event) => {
     if (event && event.action === "joined" && event.room && event.room.id === room.id) window.location.reload();
   });
+  const label = $("#member-count-label");
+  const update = (event) => {
+    if (!label || !event || event.room_id !== room.id || typeof event.member_count !== "number") return;
+    label.textContent = plural(event.member_count, "member");
+  };
+  shell.socket.on("member_joined", update);
+  shell.socket.on("member_left", update);
 }
 
 function startRoom(socket) {
@@ -34,6 +50,7 @@ function startRoom(socket) {
   const jump = $("#jump-latest");
   const jumpLabel = $("#jump-latest-label");
   const historyStatus = $("#history-status");
+  const newerStatus = $("#newer-status");
   const form = $("#composer");
   const input = $("#composer-input");
   const sendButton = $("#composer-send");
@@ -42,11 +59,21 @@ function startRoom(socket) {
   const maxLength = Number(data.max_length) || Number(input.maxLength) || 4000;
 
   const known = new Map(); // message id -> element
-  const pending = new Map(); // client_id -> {clientId, body, el, inFlight}
+  const pending = new Map(); // client_id -> {clientId, body, el, inFlight, attempts}
+  const members = new Map((data.members || []).map((user) => [user.id, user]));
+  // Live messages that arrived while the view was not showing the latest page.
+  const liveBuffer = new Map();
   let newestId = 0;
   let oldestId = 0;
-  let hasMore = Boolean(data.has_more);
+  let hasMore = Boolean(data.has_more); // older messages beyond the first one shown
+  let hasMoreAfter = Boolean(data.has_more_after); // newer ones beyond the last one shown
+  let newerArrived = false; // live messages are waiting below a view that is not caught up
   let loadingOlder = false;
+  let loadingNewer = false;
+  let reloading = false;
+  let view = 0; // bumped when the list is replaced: pages asked for before then are dropped
+  let resyncing = null;
+  let lastSyncAt = Date.now();
   let unseen = 0;
   let lastReadSent = 0;
   let readTimer = null;
@@ -63,27 +90,33 @@ function startRoom(socket) {
   layoutMessages(list);
 
   // ---------------------------------------------------------- scrolling
-  const atBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight <= BOTTOM_SLACK_PX;
+  const distanceToBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight;
+  const atBottom = () => distanceToBottom() <= BOTTOM_SLACK_PX;
+  // "At the latest": at the bottom of a view that holds the newest messages.
+  const atLatest = () => !hasMoreAfter && atBottom();
   const scrollToBottom = () => {
     scroller.scrollTop = scroller.scrollHeight;
   };
 
   function updateJump() {
-    if (unseen > 0) {
-      jumpLabel.textContent = `${plural(unseen, "new message")}`;
-      jump.hidden = false;
-    } else if (!atBottom()) {
-      jumpLabel.textContent = "Jump to latest";
-      jump.hidden = false;
+    if (unseen > 0 && !hasMoreAfter) {
+      jumpLabel.textContent = plural(unseen, "new message");
+    } else if (hasMoreAfter && newerArrived) {
+      jumpLabel.textContent = "New messages · Jump to latest";
     } else {
-      jump.hidden = true;
+      jumpLabel.textContent = "Jump to latest";
     }
+    jump.hidden = !(hasMoreAfter || unseen > 0 || !atBottom());
   }
 
   jump.addEventListener("click", () => {
-    scrollToBottom();
-    unseen = 0;
-    updateJump();
+    if (hasMoreAfter) {
+      reloadLatest();
+    } else {
+      scrollToBottom();
+      unseen = 0;
+      updateJump();
+    }
     input.focus({ preventScroll: true });
   });
 
@@ -97,13 +130,14 @@ function startRoom(socket) {
   }
 
   scroller.addEventListener("scroll", () => {
-    stuckToBottom = atBottom();
+    stuckToBottom = atLatest();
     if (stuckToBottom) {
       unseen = 0;
       scheduleRead();
     }
     updateJump();
-    if (scroller.scrollTop < TOP_LOAD_PX) loadOlder();
+    if (scroller.scrollTop < EDGE_LOAD_PX) loadOlder();
+    if (hasMoreAfter && distanceToBottom() < EDGE_LOAD_PX) loadNewer();
   }, { passive: true });
 
   // ---------------------------------------------------------- inserting messages
@@ -115,15 +149,11 @@ function startRoom(socket) {
   /** Put a stored message in its place by id; false when it was already shown. */
   function insertMessage(m) {
     if (!m || m.room_id !== room.id || known.has(m.id)) {
-      if (m && m.client_id) resolvePending(m.client_id);
+      if (m && m.client_id && m.author && m.author.id === me.id) resolvePending(m.client_id);
       return false;
     }
     const el = buildMessage(m, ctx);
-    const entry = m.client_id && m.author.id === me.id ? pending.get(m.client_id) : null;
-    if (entry) {
-      entry.el.remove();
-      pending.delete(m.client_id);
-    }
+    if (m.client_id && m.author.id === me.id) resolvePending(m.client_id);
     // Messages are ordered by id; pending echoes always stay below the stored ones.
     const stored = $$(":scope > .msg[data-id]", list);
     let next = null;
@@ -172,6 +202,37 @@ function startRoom(socket) {
     scheduleRead();
   }
 
+  /**
+   * A message that just happened (broadcast, ack or catch-up). Shown at once when the view
+   * holds the latest messages; otherwise kept until the reader gets there, since appending it
+   * below an older page would leave a hole in the history.
+   */
+  function receive(messages) {
+    if (!hasMoreAfter && !reloading) {
+      addLive(messages);
+      return;
+    }
+    for (const m of messages) {
+      if (!m || m.room_id !== room.id) continue;
+      if (known.has(m.id)) {
+        if (m.client_id && m.author.id === me.id) resolvePending(m.client_id);
+        continue;
+      }
+      liveBuffer.set(m.id, m);
+      if (m.author.id !== me.id) newerArrived = true;
+    }
+    while (liveBuffer.size > LIVE_BUFFER_MAX) liveBuffer.delete(liveBuffer.keys().next().value);
+    updateJump();
+  }
+
+  /** Once the view reaches the latest page: show what arrived meanwhile. */
+  function flushLive() {
+    if (hasMoreAfter || reloading || !liveBuffer.size) return;
+    const messages = Array.from(liveBuffer.values()).sort((a, b) => a.id - b.id);
+    liveBuffer.clear();
+    addLive(messages);
+  }
+
   // ---------------------------------------------------------- history
   function setHistoryStatus(state) {
     if (state === "loading") {
@@ -193,14 +254,36 @@ function startRoom(socket) {
   const initialLoadButton = $("#load-older");
   if (initialLoadButton) initialLoadButton.addEventListener("click", () => loadOlder());
 
+  function setNewerStatus(state) {
+    newerStatus.hidden = !hasMoreAfter;
+    if (!hasMoreAfter) {
+      newerStatus.replaceChildren();
+      return;
+    }
+    if (state === "loading") {
+      newerStatus.replaceChildren(h("p", { class: "muted history-loading", text: "Loading newer messages…" }));
+      return;
+    }
+    const button = h("button", {
+      type: "button", class: "button button-quiet button-small", id: "load-newer",
+      text: state === "error" ? "Could not load newer messages. Try again" : "Load newer messages",
+    });
+    button.addEventListener("click", () => loadNewer());
+    newerStatus.replaceChildren(button);
+  }
+  const initialNewerButton = $("#load-newer");
+  if (initialNewerButton) initialNewerButton.addEventListener("click", () => loadNewer());
+
   /** Prepend the page before the oldest message shown, keeping the view where it was. */
   async function loadOlder() {
-    if (loadingOlder || !hasMore || !oldestId) return;
+    if (loadingOlder || reloading || !hasMore || !oldestId) return;
     loadingOlder = true;
     setHistoryStatus("loading");
     list.setAttribute("aria-busy", "true");
+    const asked = view;
     try {
       const page = await api(`/api/v1/rooms/${room.id}/messages?before=${oldestId}`);
+      if (asked !== view) return;
       // Everything is added above what the reader sees: keep the message they were at in place.
       const anchor = $(".msg-body", known.get(oldestId)) || known.get(oldestId);
       const offset = () => anchor.getBoundingClientRect().top - scroller.getBoundingClientRect().top;
@@ -219,32 +302,167 @@ function startRoom(socket) {
       loadingOlder = false;
     }
     // Too few messages to scroll yet: keep filling the view.
-    if (hasMore && scroller.scrollHeight <= scroller.clientHeight + TOP_LOAD_PX) loadOlder();
+    if (hasMore && scroller.scrollHeight <= scroller.clientHeight + EDGE_LOAD_PX) loadOlder();
   }
 
-  /** After any (re)connect: fetch what was sent while we were not listening, in order. */
-  async function resync() {
+  /** Append the page after the newest message shown (a view opened around an older message). */
+  async function loadNewer() {
+    if (loadingNewer || reloading || !hasMoreAfter || !newestId) return;
+    loadingNewer = true;
+    setNewerStatus("loading");
+    const asked = view;
     try {
-      if (!newestId) {
-        const page = await api(`/api/v1/rooms/${room.id}/messages`);
-        addLive(page.messages || []);
-        hasMore = Boolean(page.has_more);
-        if (hasMore) setHistoryStatus("more");
-      } else {
-        for (let round = 0; round < 50; round += 1) {
-          const page = await api(`/api/v1/rooms/${room.id}/messages?after=${newestId}&limit=${RESYNC_PAGE}`);
-          addLive(page.messages || []);
-          if (!page.has_more || !(page.messages || []).length) break;
-        }
+      const page = await api(`/api/v1/rooms/${room.id}/messages?after=${newestId}`);
+      if (asked !== view) return;
+      const messages = page.messages || [];
+      for (const m of messages) {
+        insertMessage(m);
+        liveBuffer.delete(m.id);
+      }
+      hasMoreAfter = Boolean(page.has_more) && messages.length > 0;
+      layoutMessages(list);
+      setNewerStatus(hasMoreAfter ? "more" : "done");
+      if (!hasMoreAfter) {
+        newerArrived = false;
+        forgetAround();
+        flushLive();
       }
     } catch (err) {
-      console.warn("chorus: resync failed", err);
+      console.warn("chorus: could not load newer messages", err);
+      setNewerStatus("error");
+      return;
+    } finally {
+      loadingNewer = false;
+      updateJump();
     }
-    // Anything still pending was never confirmed: send again (same client_id, so never twice).
-    for (const entry of pending.values()) {
-      if (!entry.inFlight) emitSend(entry);
+    if (hasMoreAfter && distanceToBottom() < EDGE_LOAD_PX) loadNewer();
+  }
+
+  /** The view now holds the latest messages: a reload should show them, not the old link. */
+  function forgetAround() {
+    if (/[?&]around=/.test(window.location.search) || window.location.hash) {
+      window.history.replaceState(null, "", `/rooms/${room.id}`);
     }
   }
+
+  /** Replace the view with the latest page (jump to latest; a gap too large to replay). */
+  async function reloadLatest() {
+    if (reloading) return;
+    reloading = true;
+    list.setAttribute("aria-busy", "true");
+    try {
+      const page = await api(`/api/v1/rooms/${room.id}/messages`);
+      view += 1;
+      // Pending echoes stay: they are still on their way.
+      for (const child of Array.from(list.children)) {
+        if (!child.classList.contains("msg-pending")) child.remove();
+      }
+      known.clear();
+      newestId = 0;
+      oldestId = 0;
+      for (const m of page.messages || []) insertMessage(m);
+      hasMore = Boolean(page.has_more);
+      hasMoreAfter = false;
+      newerArrived = false;
+      unseen = 0;
+      setHistoryStatus(hasMore ? "more" : "start");
+      setNewerStatus("done");
+      layoutMessages(list);
+      forgetAround();
+    } catch (err) {
+      console.warn("chorus: could not load the latest messages", err);
+      return;
+    } finally {
+      reloading = false;
+      list.removeAttribute("aria-busy");
+    }
+    flushLive();
+    scrollToBottom();
+    stuckToBottom = true;
+    updateJump();
+    scheduleRead();
+    if (hasMore && scroller.scrollHeight <= scroller.clientHeight + EDGE_LOAD_PX) loadOlder();
+  }
+
+  /**
+   * After any (re)connect, and when the page wakes up: fetch what was sent while we were not
+   * listening, in order, then send again what is still pending.
+   */
+  function resync() {
+    if (resyncing) return resyncing.then(() => resync());
+    resyncing = (async () => {
+      try {
+        if (hasMoreAfter) {
+          // An older page is shown: newer messages load as the reader scrolls down.
+        } else if (!newestId) {
+          const page = await api(`/api/v1/rooms/${room.id}/messages`);
+          receive(page.messages || []);
+          if (!hasMore && page.has_more) {
+            hasMore = true;
+            setHistoryStatus("more");
+          }
+        } else {
+          const missed = [];
+          let after = newestId;
+          let tooMany = false;
+          for (;;) {
+            const page = await api(`/api/v1/rooms/${room.id}/messages?after=${after}&limit=${RESYNC_PAGE}`);
+            const messages = page.messages || [];
+            missed.push(...messages);
+            if (missed.length > RESYNC_MAX) {
+              tooMany = true;
+              break;
+            }
+            if (!page.has_more || !messages.length) break;
+            after = messages[messages.length - 1].id;
+          }
+          if (tooMany) await reloadLatest();
+          else receive(missed);
+        }
+        lastSyncAt = Date.now();
+      } catch (err) {
+        console.warn("chorus: resync failed", err);
+      }
+      // Anything still waiting was never confirmed: send again (same client_id, so never twice).
+      for (const entry of pending.values()) {
+        if (!entry.inFlight && entry.el.dataset.state !== "failed") emitSend(entry);
+      }
+    })().finally(() => {
+      resyncing = null;
+    });
+    return resyncing;
+  }
+
+  // A page that was hidden for a while, or a machine that slept, may have missed events
+  // without the socket noticing: ask the server. Timers stop during a sleep, so a tick that
+  // comes late tells us the machine slept.
+  let hiddenSince = document.hidden ? Date.now() : 0;
+  let lastTick = Date.now();
+  function wake() {
+    if (socket && socket.connected) resync();
+  }
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) {
+      hiddenSince = Date.now();
+      return;
+    }
+    const away = hiddenSince ? Date.now() - hiddenSince : 0;
+    hiddenSince = 0;
+    if (away > WAKE_AFTER_MS || Date.now() - lastSyncAt > WAKE_AFTER_MS) wake();
+    scheduleRead();
+  });
+  window.addEventListener("focus", () => {
+    if (Date.now() - lastSyncAt > WAKE_AFTER_MS) wake();
+    scheduleRead();
+  });
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) wake();
+  });
+  setInterval(() => {
+    const now = Date.now();
+    if (now - lastTick > WAKE_AFTER_MS) wake();
+    lastTick = now;
+  }, 10000);
 
   // ---------------------------------------------------------- read marker
   function scheduleRead() {
@@ -261,10 +479,13 @@ function startRoom(socket) {
       if (!ack || !ack.ok) lastReadSent = 0; // try again on the next occasion
     });
   }
-  document.addEventListener("visibilitychange", scheduleRead);
-  window.addEventListener("focus", scheduleRead);
 
   // ---------------------------------------------------------- composer
+  const listbox = $("#mention-list");
+  const mentions = listbox
+    ? attachMentionAutocomplete({ input, listbox, getMembers: () => Array.from(members.values()), meId: me.id })
+    : { handleKeydown: () => false, close() {} };
+
   function showError(text) {
     errorBox.textContent = text;
     errorBox.hidden = !text;
@@ -289,13 +510,17 @@ function startRoom(socket) {
       return;
     }
     showError("");
+    mentions.close();
+    // Sending from an older page: go to the latest first, where the message will be.
+    if (hasMoreAfter) reloadLatest();
     const clientId = newClientId();
-    const entry = { clientId, body, el: buildPending(body, clientId, ctx), inFlight: false };
+    const entry = { clientId, body, el: buildPending(body, clientId, ctx), inFlight: false, attempts: 0 };
     pending.set(clientId, entry);
     list.append(entry.el);
     removeEmptyState();
     layoutMessages(list);
     scrollToBottom();
+    stuckToBottom = true;
     unseen = 0;
     updateJump();
     input.value = "";
@@ -304,32 +529,43 @@ function startRoom(socket) {
   }
 
   function emitSend(entry) {
-    if (!pending.has(entry.clientId)) return;
+    if (!pending.has(entry.clientId) || entry.inFlight) return;
     if (!socket || !socket.connected) {
       setPendingState(entry.el, "waiting", "Not sent yet: waiting for the connection.");
       return;
     }
     entry.inFlight = true;
+    entry.attempts += 1;
     setPendingState(entry.el, "sending", "Sending…");
     socket.timeout(SEND_TIMEOUT_MS).emit(
       "send", { room_id: room.id, body: entry.body, client_id: entry.clientId },
       (err, ack) => {
         entry.inFlight = false;
-        if (!pending.has(entry.clientId)) return; // the broadcast got here first
+        if (!pending.has(entry.clientId)) return; // the broadcast got here first, or discarded
         if (err) {
-          setPendingState(entry.el, "waiting", "Not confirmed yet: it will be retried.");
+          if (entry.attempts >= SEND_ATTEMPTS) {
+            setPendingState(entry.el, "failed", "Not sent: the server did not answer.");
+          } else {
+            setPendingState(entry.el, "waiting", "Not confirmed yet: trying again…");
+            setTimeout(() => emitSend(entry), RETRY_DELAY_MS);
+          }
           return;
         }
         if (ack && ack.ok && ack.message) {
-          addLive([ack.message]);
+          receive([ack.message]);
           return;
         }
-        failSend(entry, (ack && ack.error) || { message: "The message could not be sent." });
+        const error = (ack && ack.error) || { message: "The message could not be sent." };
+        if (PERMANENT_ERRORS.has(error.code)) {
+          failSend(entry, error);
+        } else {
+          setPendingState(entry.el, "failed", `Not sent: ${error.message || "something went wrong."}`);
+        }
       },
     );
   }
 
-  /** A refused send: drop the echo, give the text back to the composer, say why. */
+  /** A refused send that retrying cannot fix: drop the echo, give the text back, say why. */
   function failSend(entry, error) {
     entry.el.remove();
     pending.delete(entry.clientId);
@@ -340,11 +576,36 @@ function startRoom(socket) {
     input.focus();
   }
 
+  /** Drop a message that was not sent; the reader chose to. */
+  function discard(entry) {
+    entry.el.remove();
+    pending.delete(entry.clientId);
+    layoutMessages(list);
+    updateJump();
+    input.focus({ preventScroll: true });
+  }
+
   list.addEventListener("click", (event) => {
-    const retry = event.target.closest(".msg-retry");
-    if (!retry) return;
-    const entry = pending.get(retry.closest(".msg-pending").dataset.clientId);
-    if (entry && !entry.inFlight) emitSend(entry);
+    const button = event.target.closest(".msg-retry, .msg-discard");
+    if (button) {
+      const entry = pending.get(button.closest(".msg-pending").dataset.clientId);
+      if (!entry || entry.inFlight) return;
+      if (button.classList.contains("msg-discard")) {
+        discard(entry);
+      } else {
+        entry.attempts = 0;
+        emitSend(entry);
+      }
+      return;
+    }
+    // A message's time is its link: in this page, just go to it.
+    const link = event.target.closest("a.msg-time");
+    if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    const el = link.closest(".msg[data-id]");
+    if (!el) return;
+    event.preventDefault();
+    window.history.replaceState(null, "", `${window.location.pathname}${window.location.search}#${el.id}`);
+    highlight(el);
   });
 
   form.addEventListener("submit", (event) => {
@@ -352,6 +613,7 @@ function startRoom(socket) {
     send();
   });
   input.addEventListener("keydown", (event) => {
+    if (mentions.handleKeydown(event)) return;
     if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) return;
     if (event.altKey || event.ctrlKey || event.metaKey) return;
     event.preventDefault();
@@ -378,6 +640,7 @@ function startRoom(socket) {
   }
 
   function addNote(text) {
+    if (hasMoreAfter) return; // the bottom of an older page is not "now"
     const wasAtBottom = atBottom();
     list.append(buildNote(text));
     layoutMessages(list);
@@ -391,29 +654,43 @@ function startRoom(socket) {
       h("span", { class: "member-handle", text: `@${user.username}` }));
   }
 
-  // ---------------------------------------------------------- focus a linked message
-  async function showLinkedMessage() {
-    const match = /^#message-(\d+)$/.exec(window.location.hash);
-    if (!match) return false;
-    const id = Number(match[1]);
-    for (let round = 0; round < 20 && !known.has(id) && hasMore && oldestId > id; round += 1) {
-      await loadOlder();
+  // ---------------------------------------------------------- a linked message
+  function highlight(el) {
+    for (const other of $$(".msg-linked", list)) {
+      if (other !== el) other.classList.remove("msg-linked");
     }
-    const el = known.get(id);
-    if (!el) return false;
+    el.classList.add("msg-linked");
     el.scrollIntoView({ block: "center" });
     el.classList.remove("msg-flash");
-    void el.offsetWidth;
+    void el.offsetWidth; // restart the animation
     el.classList.add("msg-flash");
+    stuckToBottom = atLatest();
     updateJump();
-    return true;
+  }
+
+  /** Scroll to the message named by #message-<id> (or ?around=); true when one was asked for. */
+  function showLinkedMessage() {
+    const match = /^#message-(\d+)$/.exec(window.location.hash);
+    const id = match ? Number(match[1]) : Number(data.around) || 0;
+    if (!id) return false;
+    const el = known.get(id);
+    if (el) {
+      highlight(el);
+      return true;
+    }
+    // Not in this page: let the server open the room around it (once, never in a loop).
+    if (new URLSearchParams(window.location.search).get("around") !== String(id)) {
+      window.location.replace(`/rooms/${room.id}?around=${id}#message-${id}`);
+      return true;
+    }
+    return false;
   }
   window.addEventListener("hashchange", showLinkedMessage);
 
   // ---------------------------------------------------------- socket events
   if (socket) {
     socket.on("message", (m) => {
-      if (m && m.room_id === room.id) addLive([m]);
+      if (m && m.room_id === room.id) receive([m]);
     });
     socket.on("notification", (n) => {
       if (!n || n.room_id !== room.id || !n.message) return;
@@ -427,6 +704,7 @@ function startRoom(socket) {
     socket.on("member_joined", (event) => {
       if (!event || event.room_id !== room.id) return;
       setMemberCount(event.member_count);
+      members.set(event.user.id, event.user);
       if (memberList && !$(`[data-user-id="${event.user.id}"]`, memberList)) {
         const item = memberItem(event.user);
         const after = $$("li", memberList).find(
@@ -439,6 +717,7 @@ function startRoom(socket) {
     socket.on("member_left", (event) => {
       if (!event || event.room_id !== room.id) return;
       setMemberCount(event.member_count);
+      members.delete(event.user.id);
       const item = memberList && $(`[data-user-id="${event.user.id}"]`, memberList);
       if (item) item.remove();
       if (event.user.id !== me.id) addNote(`${event.user.display_name} left #${room.name}`);
@@ -448,6 +727,7 @@ function startRoom(socket) {
       // Left from another tab: this page can no longer send or receive.
       left = true;
       input.disabled = true;
+      mentions.close();
       updateComposer();
       showError("You left this room. Rejoin it from the room list to keep chatting.");
     });
@@ -459,10 +739,10 @@ function startRoom(socket) {
 
   // ---------------------------------------------------------- first paint
   setRoomUnread(room.id, 0);
-  showLinkedMessage().then((shown) => {
-    if (!shown) scrollToBottom();
-    updateJump();
-    if (hasMore && scroller.scrollHeight <= scroller.clientHeight + TOP_LOAD_PX) loadOlder();
-  });
+  setNewerStatus("more");
+  if (!showLinkedMessage()) scrollToBottom();
+  stuckToBottom = atLatest();
+  updateJump();
+  if (hasMore && scroller.scrollHeight <= scroller.clientHeight + EDGE_LOAD_PX) loadOlder();
   if (!window.matchMedia("(pointer: coarse)").matches) input.focus({ preventScroll: true });
 }

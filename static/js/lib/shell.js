@@ -1,6 +1,7 @@
 // What every signed-in page shares: the socket, the connection status, the bell and the sidebar.
 
 import { $, $$, api, h, plural } from "./dom.js";
+import { setupDesktopNotifications } from "./notify.js";
 import { formatWhen, parseDate } from "./time.js";
 
 const STATUS_TEXT = {
@@ -11,15 +12,46 @@ const STATUS_TEXT = {
   signed_out: "Signed out",
 };
 
-/** Show the connection state in the header: connected, reconnecting or offline. */
+const BANNER_TEXT = {
+  reconnecting: "Connection lost. Reconnecting… Messages you send will go out once it is back.",
+  offline: "You are offline. Chorus reconnects by itself when the network is back.",
+  signed_out: "Your session has ended.",
+};
+const BACK_TEXT_MS = 2500;
+let bannerTimer = null;
+
+/** The banner under the header: shown while the connection is down, briefly once it is back. */
+function setBanner(state, previous) {
+  const region = $("#conn-banner");
+  if (!region) return;
+  clearTimeout(bannerTimer);
+  region.dataset.state = state;
+  if (BANNER_TEXT[state]) {
+    const parts = [h("span", { class: "conn-banner-text", text: BANNER_TEXT[state] })];
+    if (state === "signed_out") {
+      const next = `${window.location.pathname}${window.location.search}`;
+      parts.push(" ", h("a", { href: `/login?next=${encodeURIComponent(next)}`, text: "Log in again" }));
+    }
+    region.replaceChildren(h("p", { class: `conn-banner conn-banner-${state}` }, ...parts));
+  } else if (state === "connected" && (previous === "reconnecting" || previous === "offline")) {
+    region.replaceChildren(h("p", { class: "conn-banner conn-banner-back", text: "Reconnected." }));
+    bannerTimer = setTimeout(() => region.replaceChildren(), BACK_TEXT_MS);
+  } else {
+    region.replaceChildren();
+  }
+}
+
+/** Show the connection state in the header (and the banner): connected, reconnecting or offline. */
 function setStatus(state, detail) {
   const el = $("#conn-status");
   if (!el) return;
+  const previous = el.dataset.state;
   const visible = state === "signed_out" ? "offline" : state;
   el.dataset.state = visible;
   el.title = detail || STATUS_TEXT[state];
   $(".conn-label", el).textContent = STATUS_TEXT[state];
   document.body.dataset.connection = visible;
+  if (previous !== visible || state === "signed_out") setBanner(state, previous);
 }
 
 function watchConnection(socket, onConnect) {
@@ -97,9 +129,10 @@ function roomName(roomId) {
   return link ? link.textContent : null;
 }
 
-/** The link to a notification's message, marking it read when followed. */
+/** The link to a notification's message: its room opened around it. */
 export function notificationHref(notification) {
-  return `/rooms/${notification.room_id}#message-${notification.message.id}`;
+  const id = notification.message.id;
+  return `/rooms/${notification.room_id}?around=${id}#message-${id}`;
 }
 
 /** Mark notifications read on the server; the notifications_read event updates every tab. */
@@ -189,12 +222,23 @@ function setupBell(socket) {
     }
   });
 
+  const notifyMention = setupDesktopNotifications();
   socket.on("notification", (n) => {
     setBellCount(bellCount() + 1);
     bell.classList.remove("ring");
     void bell.offsetWidth; // restart the animation
     bell.classList.add("ring");
     if (!panel.hidden) list.prepend(renderBellItem(n));
+    if (!n || !n.message) return;
+    const author = (n.message.author && n.message.author.display_name) || "Someone";
+    const where = roomName(n.room_id);
+    const href = notificationHref(n);
+    notifyMention(n, {
+      title: `${author} mentioned you${where ? ` in #${where}` : ""}`,
+      body: (n.message.body || "").replace(/\s+/g, " ").slice(0, 180),
+      href,
+      open: () => followAfterRead(n.id, href),
+    });
   });
   socket.on("notifications_read", (data) => {
     if (data && typeof data.unread === "number") setBellCount(data.unread);

@@ -45,14 +45,19 @@ function avatar(user) {
   return h("span", { class: `avatar hue-${user.id % 8}`, "aria-hidden": "true", text: initial });
 }
 
-function timeLink(id, iso) {
+/** The link to one message: its room opened around it, scrolled to it. */
+export function messageHref(roomId, messageId) {
+  return `/rooms/${roomId}?around=${messageId}#message-${messageId}`;
+}
+
+function timeLink(href, iso) {
   const date = parseDate(iso);
   const time = h("time", { datetime: iso, text: date ? formatTime(date) : "" });
   if (date) {
     time.title = formatFull(date);
     time.dataset.localized = "1";
   }
-  return id ? h("a", { class: "msg-time", href: `#message-${id}` }, time) : h("span", { class: "msg-time" }, time);
+  return href ? h("a", { class: "msg-time", href }, time) : h("span", { class: "msg-time" }, time);
 }
 
 /** Mark mention chips that name the viewer, and make links open in a new tab. */
@@ -93,7 +98,7 @@ export function buildMessage(m, { me, room }) {
         h("span", { class: "msg-author", title: `@${m.author.username}`, text: m.author.display_name }),
         own ? h("span", { class: "tag tag-you", text: "you" }) : null,
         mentionsMe ? h("span", { class: "tag tag-mention", text: "mentions you" }) : null,
-        timeLink(m.id, m.created_at)),
+        timeLink(messageHref(m.room_id, m.id), m.created_at)),
       body),
     audience(room),
   );
@@ -104,11 +109,14 @@ export function buildPending(body, clientId, { me, room }) {
   const created = new Date().toISOString();
   const state = h("span", { class: "msg-state", text: "Sending…" });
   const retry = h("button", { type: "button", class: "button button-small msg-retry", hidden: true, text: "Retry" });
+  const discard = h("button", {
+    type: "button", class: "button button-small button-quiet msg-discard", hidden: true, text: "Discard",
+  });
   return h(
     "li",
     {
       class: "msg msg-own msg-pending",
-      dataset: { clientId, authorId: me.id, created },
+      dataset: { clientId, authorId: me.id, created, state: "sending" },
       "aria-busy": "true",
     },
     avatar(me),
@@ -118,16 +126,23 @@ export function buildPending(body, clientId, { me, room }) {
         h("span", { class: "tag tag-you", text: "you" }),
         timeLink(null, created)),
       h("div", { class: "msg-body msg-body-plain", text: body }),
-      h("div", { class: "msg-pending-foot" }, state, retry)),
+      h("div", { class: "msg-pending-foot" }, state, retry, discard)),
     audience(room),
   );
 }
 
-/** Show a pending message's state: "sending" or "waiting" (with a Retry button). */
+/**
+ * Show a pending message's state: "sending", "waiting" (for the connection; sent again by
+ * itself) or "failed" (the server refused it or never answered). The last two offer Retry
+ * and Discard.
+ */
 export function setPendingState(el, state, text) {
   el.dataset.state = state;
   $(".msg-state", el).textContent = text;
-  $(".msg-retry", el).hidden = state !== "waiting";
+  const stuck = state === "waiting" || state === "failed";
+  $(".msg-retry", el).hidden = !stuck;
+  $(".msg-discard", el).hidden = !stuck;
+  el.setAttribute("aria-busy", String(state === "sending"));
 }
 
 /** A one-line note in the timeline ("Bob joined the room"). */
