@@ -31,7 +31,22 @@ import sys  # noqa: E402
 from app import create_app  # noqa: E402
 from app.extensions import socketio  # noqa: E402
 from app.ops.health import check_services, describe  # noqa: E402
+from app.ops.jobs import start_background_jobs  # noqa: E402
 from app.security import ConfigError  # noqa: E402
+
+
+def _open_file_budget(connections: int) -> int:
+    """Raise the open-file limit towards `connections` plus some spare; returns the connections it allows."""
+    import resource
+
+    spare = 256  # database and Redis connections, log files, the listening socket
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + spare if hard == resource.RLIM_INFINITY else min(connections + spare, hard)
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        soft = wanted
+    return max(1, min(connections, soft - spare))
+
 
 try:
     app = create_app()
@@ -44,7 +59,13 @@ if __name__ == "__main__":
     if problems:
         print(f"chorus: cannot start: {describe(problems)}", file=sys.stderr)
         sys.exit(2)
+    start_background_jobs(app)
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
+    options = {}
+    if ASYNC_MODE == "eventlet":
+        # eventlet's WSGI server serves at most 1,024 connections at once by default, and
+        # every open socket holds one: the 1,025th client would wait for someone to leave.
+        options["max_size"] = _open_file_budget(int(os.environ.get("MAX_CONNECTIONS", "20000")))
     print(f"Chorus serving on http://{host}:{port} ({ASYNC_MODE})", flush=True)
-    socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=ASYNC_MODE == "threading")
+    socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=ASYNC_MODE == "threading", **options)

@@ -31,7 +31,9 @@ def create_app(config: type | dict | None = None, *, worker: bool = False) -> Fl
     elif config is not None:
         app.config.from_object(config)
     app.config["SOCKETIO_WRITE_ONLY"] = worker
-    app.config.setdefault("CELERY", base.celery_settings(app.config["REDIS_URL"], app.config["REDIS_KEY_PREFIX"]))
+    app.config.setdefault("CELERY", base.celery_settings(
+        app.config["REDIS_URL"], app.config["REDIS_KEY_PREFIX"], app.config["CELERY_VISIBILITY_TIMEOUT"]
+    ))
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         os.makedirs(app.instance_path, exist_ok=True)
 

@@ -47,6 +47,10 @@ class Config:
     # Prefix of every Redis key Chorus and its Celery broker write; lets several
     # deployments (or test runs) share one Redis server without seeing each other.
     REDIS_KEY_PREFIX = os.environ.get("REDIS_KEY_PREFIX", "chorus:")
+    # permessage-deflate costs a zlib context per socket (~200 KB once a socket has sent
+    # anything, pings included) and a compression per recipient of every broadcast; chat
+    # frames are small. Off unless asked for (see docs/BENCHMARKS.md).
+    WEBSOCKET_COMPRESSION = _bool("WEBSOCKET_COMPRESSION", False)
     CORS_ALLOWED_ORIGINS = [
         o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()
     ] or None
@@ -57,6 +61,10 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None
     DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "chorus-demo")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    # How often each server queues the sweep of mentions whose task was lost (0: never).
+    MENTION_SWEEP_SECONDS = float(os.environ.get("MENTION_SWEEP_SECONDS", "30"))
+    # A task a killed worker had taken goes back to the queue after this many seconds.
+    CELERY_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "300"))
     CHORUS_ENV = os.environ.get("CHORUS_ENV", "development")
     # How many reverse proxies (nginx) stand in front; their X-Forwarded-* headers are trusted.
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
@@ -74,12 +82,15 @@ class Config:
     SOCKET_DEFAULT_LIMIT = os.environ.get("SOCKET_DEFAULT_LIMIT", "120 per minute")
 
     @classmethod
-    def celery_settings(cls, redis_url: str | None, key_prefix: str = "chorus:") -> dict:
+    def celery_settings(cls, redis_url: str | None, key_prefix: str = "chorus:", visibility_timeout: int = 300) -> dict:
         """Celery settings: a Redis broker in cluster mode, in-process tasks when embedded."""
         if redis_url:
             return {
                 "broker_url": redis_url,
-                "broker_transport_options": {"global_keyprefix": f"{key_prefix}celery:"},
+                "broker_transport_options": {
+                    "global_keyprefix": f"{key_prefix}celery:",
+                    "visibility_timeout": visibility_timeout,
+                },
                 "result_backend": redis_url,
                 "task_always_eager": False,
                 "task_acks_late": True,

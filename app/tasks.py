@@ -20,3 +20,9 @@ def notify_mentions(message_id: int, enqueued_at: float | None = None) -> int:
     `enqueued_at` only feeds the latency metric.
     """
     return notifications.do_create_mention_notifications(message_id)
+
+
+@shared_task(name="chorus.sweep_mentions", ignore_result=True)
+def sweep_mentions(min_age: float = 10.0) -> int:
+    """Handle mentions whose notify_mentions task was lost; idempotent like that task."""
+    return notifications.do_sweep_unhandled_mentions(min_age=min_age)

@@ -414,7 +414,7 @@ def test_list_messages_paging(app, api, team):
     assert page("?limit=200") == (ids, False)
     assert page("?limit=&before=") == (ids, False)
     first = client.get(base + "?limit=1").get_json()["messages"][0]
-    assert set(first) == {"id", "room_id", "author", "body", "html", "created_at", "mentions", "client_id"}
+    assert set(first) == {"id", "room_id", "seq", "author", "body", "html", "created_at", "mentions", "client_id"}
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from app.lib import serializers, validation
 from app.lib.access import access_room_as_member
 from app.lib.errors import ChatError
 from app.lib.render import parse_message, render_parsed
-from app.models import Membership, Mention, Message, User
+from app.models import Membership, Mention, Message, Room, User
 from app.ops import metrics
 
 
@@ -72,8 +72,15 @@ def do_send_message(user: User, room_id: int, body: str, client_id: str | None =
 
     parsed = parse_message(body)
     mentioned = _resolve_mentions(room_id, parsed.mentions, exclude_user_id=user.id)
+    # Locks the room row until commit (SQLite locks the database): the id allocated next is
+    # committed before any later one of this room, so catching up with after=<id> never
+    # skips a message that committed late.
+    seq = db.session.execute(
+        db.update(Room).where(Room.id == room_id).values(last_seq=Room.last_seq + 1).returning(Room.last_seq)
+    ).scalar_one()
     message = Message(
         room_id=room_id,
+        seq=seq,
         author_id=user.id,
         author=user,  # already loaded: serialising the message needs no query for it
         body=body,

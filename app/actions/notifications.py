@@ -1,6 +1,8 @@
 """Mention notifications: created by the background task, read by their user."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -29,7 +31,10 @@ def do_create_mention_notifications(message_id: int) -> int:
         ).scalars()
     )
     created = []
+    now = utcnow()
     for mention in message.mentions:
+        if mention.handled_at is None:
+            mention.handled_at = now
         if mention.user_id == message.author_id or mention.user_id in existing:
             continue
         if mention.user.is_disabled or get_membership(message.room_id, mention.user_id) is None:
@@ -39,8 +44,6 @@ def do_create_mention_notifications(message_id: int) -> int:
         )
         db.session.add(notification)
         created.append(notification)
-    if not created:
-        return 0
     try:
         db.session.flush()
     except IntegrityError:
@@ -54,6 +57,27 @@ def do_create_mention_notifications(message_id: int) -> int:
         )
     db.session.commit()
     return len(created)
+
+
+def do_sweep_unhandled_mentions(min_age: float = 10.0, max_age: float = 86400.0, limit: int = 200) -> int:
+    """Handle the mentions whose task was lost (a process died after commit, Redis was down,
+    a worker was killed): every mention older than min_age seconds and not yet handled.
+
+    Mentions older than max_age are left alone: a day-old ping helps nobody. Returns how
+    many messages were handled.
+    """
+    now = utcnow()
+    message_ids = list(db.session.execute(
+        db.select(Mention.message_id).join(Message, Message.id == Mention.message_id)
+        .where(Mention.handled_at.is_(None),
+               Message.created_at < now - timedelta(seconds=min_age),
+               Message.created_at > now - timedelta(seconds=max_age))
+        .group_by(Mention.message_id).order_by(Mention.message_id).limit(limit)
+    ).scalars())
+    db.session.rollback()  # end the read before each message's own transaction
+    for message_id in message_ids:
+        do_create_mention_notifications(message_id)
+    return len(message_ids)
 
 
 def get_notifications(user: User, *, unread_only: bool = False, limit: int = 50) -> list[Notification]:

@@ -214,6 +214,14 @@ def get_rooms_for_user(user: User) -> list[dict]:
     return result
 
 
+def get_room_heads(user: User) -> dict[int, int]:
+    """The seq of the newest message of each room the user belongs to."""
+    return dict(db.session.execute(
+        db.select(Room.id, Room.last_seq).join(Membership, Membership.room_id == Room.id)
+        .where(Membership.user_id == user.id)
+    ).all())
+
+
 def get_room_ids_for_user(user_id: int) -> list[int]:
     """Ids of the rooms a user belongs to."""
     return list(db.session.execute(db.select(Membership.room_id).filter_by(user_id=user_id)).scalars())

@@ -109,6 +109,13 @@ def create_room():
     return rooms.room_view(room, current_user), 201
 
 
+@bp.get("/rooms/heads")
+@login_required
+def room_heads():
+    """{heads: {room_id: last_seq}} for the caller's rooms: a cheap check for missed messages."""
+    return {"heads": {str(k): v for k, v in rooms.get_room_heads(current_user).items()}}
+
+
 @bp.get("/rooms/<int:room_id>")
 @login_required
 def get_room(room_id: int):
@@ -181,7 +188,7 @@ def send_message(room_id: int):
         validation.get_str(data, "body"),
         validation.get_str(data, "client_id", required=False),
     )
-    return serializers.message_dict(result.message), 201 if result.created else 200
+    return result.data, 201 if result.created else 200
 
 
 @bp.post("/rooms/<int:room_id>/read")

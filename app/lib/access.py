@@ -16,10 +16,15 @@ def get_membership(room_id: int, user_id: int) -> Membership | None:
 
 def access_room(room_id: int, user: User) -> tuple[Room, Membership | None]:
     """A room the user may see (public, or private and a member), with their membership."""
-    room = db.session.get(Room, room_id) if 0 < room_id <= MAX_ID else None
-    if room is None:
+    # One query for both: this runs on every message sent and every history page.
+    row = db.session.execute(
+        db.select(Room, Membership)
+        .outerjoin(Membership, (Membership.room_id == Room.id) & (Membership.user_id == user.id))
+        .where(Room.id == room_id)
+    ).first() if 0 < room_id <= MAX_ID else None
+    if row is None:
         raise ChatError("not_found", "No such room.")
-    membership = get_membership(room.id, user.id)
+    room, membership = row
     if room.is_private and membership is None:
         # The same answer as a missing room: a private room's existence does not leak.
         raise ChatError("not_found", "No such room.")

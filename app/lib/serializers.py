@@ -50,6 +50,7 @@ def message_dict(message: Message) -> dict:
     return {
         "id": message.id,
         "room_id": message.room_id,
+        "seq": message.seq,
         "author": user_dict(message.author),
         "body": message.body,
         "html": message.html,

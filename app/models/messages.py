@@ -17,6 +17,7 @@ class Message(db.Model):
     __table_args__ = (
         # A retried send with the same client_id finds the original instead of a copy.
         UniqueConstraint("author_id", "client_id"),
+        UniqueConstraint("room_id", "seq"),
         Index("ix_messages_room_id_id", "room_id", "id"),
         # Ids are the order of history and the resync cursor: SQLite must never reuse one.
         {"sqlite_autoincrement": True},
@@ -28,6 +29,8 @@ class Message(db.Model):
     body: Mapped[str] = mapped_column(Text, nullable=False)
     html: Mapped[str] = mapped_column(Text, nullable=False)
     client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # 1, 2, 3, ... within the room: a client that sees seq jump knows it missed a message.
+    seq: Mapped[int] = mapped_column(Integer, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
     room = relationship("Room")
@@ -44,11 +47,17 @@ class Mention(db.Model):
     """A room member named with @username in a message, resolved when it was sent."""
 
     __tablename__ = "mentions"
-    __table_args__ = (UniqueConstraint("message_id", "user_id"),)
+    __table_args__ = (
+        UniqueConstraint("message_id", "user_id"),
+        Index("ix_mentions_handled_at", "handled_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), nullable=False)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    # Set once the mention task has handled it (notified, or skipped a user who left); the
+    # sweep finds the mentions a lost task never handled.
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     message = relationship("Message", back_populates="mentions")
     user = relationship("User")

@@ -21,6 +21,9 @@ class Room(db.Model):
     topic: Mapped[str] = mapped_column(String(250), nullable=False, default="")
     is_private: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    # The seq of the room's newest message; bumping it locks the room row until commit, so
+    # messages of one room commit in the order of their ids and seqs.
+    last_seq: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
     owner = relationship("User")

@@ -35,4 +35,20 @@ def register_sockets(app: Flask) -> None:
     if redis_url:
         options.update(message_queue=redis_url, channel=channel)
     socketio.init_app(app, **options)
+    if not app.config.get("WEBSOCKET_COMPRESSION"):
+        app.wsgi_app = _without_websocket_extensions(app.wsgi_app)
     app.extensions["chorus.sockets"] = RedisSocketRegistry(redis_url, app.config["REDIS_KEY_PREFIX"] + "sockets:") if redis_url else LocalSocketRegistry()
+
+
+def _without_websocket_extensions(wsgi_app):
+    """Hide the client's Sec-WebSocket-Extensions offer, so no socket negotiates permessage-deflate.
+
+    Every websocket server Flask-SocketIO runs on (eventlet's, simple-websocket's) accepts
+    the compression that browsers offer; without the offer it stays off.
+    """
+
+    def middleware(environ, start_response):
+        environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+        return wsgi_app(environ, start_response)
+
+    return middleware

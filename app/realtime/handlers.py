@@ -11,7 +11,7 @@ from flask_socketio import ConnectionRefusedError, disconnect, join_room
 from app import events, ratelimit
 from app.actions import messages, rooms, users
 from app.extensions import db, socketio
-from app.lib import serializers, validation
+from app.lib import validation
 from app.lib.errors import ChatError
 from app.ops import metrics
 
@@ -86,7 +86,7 @@ def on_send(data: dict) -> dict:
         validation.get_str(data, "body"),
         validation.get_str(data, "client_id", required=False),
     )
-    return {"message": serializers.message_dict(result.message), "duplicate": not result.created}
+    return {"message": result.data, "duplicate": not result.created}
 
 
 @socketio.on("read")

@@ -17,6 +17,7 @@ const EDGE_LOAD_PX = 160;
 const RESYNC_PAGE = 200;
 const RESYNC_MAX = 500; // a larger gap reloads the latest page instead of replaying it
 const WAKE_AFTER_MS = 30000; // hidden (or asleep) this long: ask the server what was missed
+const HEADS_EVERY_MS = 60000; // how often a watched page checks the room's newest seq
 const LIVE_BUFFER_MAX = 1000;
 // Refusals that sending again cannot fix: the text goes back to the composer to be edited.
 const PERMANENT_ERRORS = new Set(["invalid", "too_large", "not_member", "not_found", "forbidden", "unauthorized"]);
@@ -64,6 +65,8 @@ function startRoom(socket) {
   // Live messages that arrived while the view was not showing the latest page.
   const liveBuffer = new Map();
   let newestId = 0;
+  // The highest per-room seq shown: a broadcast whose seq is further ahead means one was missed.
+  let newestSeq = 0;
   let oldestId = 0;
   let hasMore = Boolean(data.has_more); // older messages beyond the first one shown
   let hasMoreAfter = Boolean(data.has_more_after); // newer ones beyond the last one shown
@@ -84,6 +87,7 @@ function startRoom(socket) {
     const id = Number(el.dataset.id);
     known.set(id, el);
     newestId = Math.max(newestId, id);
+    newestSeq = Math.max(newestSeq, Number(el.dataset.seq) || 0);
     oldestId = oldestId ? Math.min(oldestId, id) : id;
     decorateBody($(".msg-body", el), me);
   }
@@ -166,6 +170,7 @@ function startRoom(socket) {
     list.insertBefore(el, before);
     known.set(m.id, el);
     newestId = Math.max(newestId, m.id);
+    newestSeq = Math.max(newestSeq, Number(m.seq) || 0);
     oldestId = oldestId ? Math.min(oldestId, m.id) : m.id;
     removeEmptyState();
     return true;
@@ -359,6 +364,7 @@ function startRoom(socket) {
       }
       known.clear();
       newestId = 0;
+      newestSeq = 0;
       oldestId = 0;
       for (const m of page.messages || []) insertMessage(m);
       hasMore = Boolean(page.has_more);
@@ -463,6 +469,16 @@ function startRoom(socket) {
     if (now - lastTick > WAKE_AFTER_MS) wake();
     lastTick = now;
   }, 10000);
+  // A quiet room gives no later message to reveal a lost one: ask for its head now and then.
+  setInterval(async () => {
+    if (!socket || !socket.connected || document.hidden || hasMoreAfter || resyncing) return;
+    try {
+      const { heads } = await api("/api/v1/rooms/heads");
+      if ((heads && heads[String(room.id)]) > newestSeq) resync();
+    } catch (err) {
+      console.warn("chorus: head check failed", err);
+    }
+  }, HEADS_EVERY_MS);
 
   // ---------------------------------------------------------- read marker
   function scheduleRead() {
@@ -690,7 +706,11 @@ function startRoom(socket) {
   // ---------------------------------------------------------- socket events
   if (socket) {
     socket.on("message", (m) => {
-      if (m && m.room_id === room.id) receive([m]);
+      if (!m || m.room_id !== room.id) return;
+      // A jump in seq: a broadcast was lost (a server died after storing it, Redis was
+      // down). Catching up fetches the missed ones and this one, in order.
+      if (!hasMoreAfter && newestSeq && Number(m.seq) > newestSeq + 1) resync();
+      else receive([m]);
     });
     socket.on("notification", (n) => {
       if (!n || n.room_id !== room.id || !n.message) return;

@@ -272,3 +272,33 @@ def test_a_page_coming_back_after_a_while_catches_up(browsing, make_team, server
         other.stop()
     assert bob.evaluate("window.__sameDocument") is True, "the page was reloaded"
     browsing.shoot(bob, "bob")
+
+
+def test_a_lost_broadcast_is_caught_up_by_the_next_message(browsing, make_team, server):
+    """A message stored without reaching the page live (here: through a server that shares no
+    message queue with this one; in production a server that died after its commit, or Redis
+    down) leaves a hole in the room's seq. The next broadcast shows the jump, and the page
+    fetches what it missed, in order, without a reload and without waiting for a reconnect."""
+    team = make_team("alice", "bob")
+    room_id = team.room["id"]
+    alice = browsing.room(team.alice, room_id)
+    server.post(team.bob, room_id, "First, live")
+    expect(message(alice, "First, live")).to_be_visible()
+    alice.evaluate("window.__sameDocument = true")
+
+    other = server.sibling("lost-broadcast")
+    other.start()
+    try:
+        other.post(team.bob, room_id, "Stored but never broadcast here")
+    finally:
+        other.stop()
+    expect(message(alice, "Stored but never broadcast here")).to_have_count(0)
+
+    server.post(team.bob, room_id, "Third, live")
+    for text in ("First, live", "Stored but never broadcast here", "Third, live"):
+        expect(message(alice, text)).to_have_count(1)
+    assert alice.evaluate("window.__sameDocument") is True, "the page was reloaded"
+    seqs = [int(s) for s in alice.locator("#message-list .msg[data-id]").evaluate_all(
+        "els => els.map(e => e.dataset.seq)")]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+    browsing.shoot(alice, "alice-caught-up")

@@ -90,7 +90,7 @@ export function buildMessage(m, { me, room }) {
     {
       class: classes.join(" "),
       id: `message-${m.id}`,
-      dataset: { id: m.id, authorId: m.author.id, created: m.created_at, clientId: m.client_id || undefined },
+      dataset: { id: m.id, seq: m.seq, authorId: m.author.id, created: m.created_at, clientId: m.client_id || undefined },
     },
     avatar(m.author),
     h("div", { class: "msg-main" },
