@@ -65,8 +65,24 @@ function startRoom(socket) {
   // Live messages that arrived while the view was not showing the latest page.
   const liveBuffer = new Map();
   let newestId = 0;
-  // The highest per-room seq shown: a broadcast whose seq is further ahead means one was missed.
-  let newestSeq = 0;
+  // The catch-up cursor: every seq up to cursorSeq is here, and cursorId is the highest id
+  // among them. An ack can arrive before the broadcast of an earlier message; catching up
+  // from cursorId (not newestId) still fetches that one if the connection drops meanwhile.
+  const seqIds = new Map(); // seq -> id, for messages of the latest stretch
+  let cursorSeq = 0;
+  let cursorId = 0;
+  function noteSeq(seq, id) {
+    if (!seq) return;
+    seqIds.set(seq, id);
+    if (!cursorSeq) {
+      cursorSeq = seq;
+      cursorId = id;
+    }
+    while (seqIds.has(cursorSeq + 1)) {
+      cursorSeq += 1;
+      cursorId = Math.max(cursorId, seqIds.get(cursorSeq));
+    }
+  }
   let oldestId = 0;
   let hasMore = Boolean(data.has_more); // older messages beyond the first one shown
   let hasMoreAfter = Boolean(data.has_more_after); // newer ones beyond the last one shown
@@ -87,9 +103,12 @@ function startRoom(socket) {
     const id = Number(el.dataset.id);
     known.set(id, el);
     newestId = Math.max(newestId, id);
-    newestSeq = Math.max(newestSeq, Number(el.dataset.seq) || 0);
     oldestId = oldestId ? Math.min(oldestId, id) : id;
     decorateBody($(".msg-body", el), me);
+  }
+  // The server renders a contiguous stretch: start the cursor at its newest message.
+  for (const el of Array.from(known.values()).sort((a, b) => Number(a.dataset.seq) - Number(b.dataset.seq))) {
+    noteSeq(Number(el.dataset.seq) || 0, Number(el.dataset.id));
   }
   layoutMessages(list);
 
@@ -170,7 +189,7 @@ function startRoom(socket) {
     list.insertBefore(el, before);
     known.set(m.id, el);
     newestId = Math.max(newestId, m.id);
-    newestSeq = Math.max(newestSeq, Number(m.seq) || 0);
+    noteSeq(Number(m.seq) || 0, m.id);
     oldestId = oldestId ? Math.min(oldestId, m.id) : m.id;
     removeEmptyState();
     return true;
@@ -364,7 +383,9 @@ function startRoom(socket) {
       }
       known.clear();
       newestId = 0;
-      newestSeq = 0;
+      seqIds.clear();
+      cursorSeq = 0;
+      cursorId = 0;
       oldestId = 0;
       for (const m of page.messages || []) insertMessage(m);
       hasMore = Boolean(page.has_more);
@@ -409,7 +430,7 @@ function startRoom(socket) {
           }
         } else {
           const missed = [];
-          let after = newestId;
+          let after = cursorId || newestId;
           let tooMany = false;
           for (;;) {
             const page = await api(`/api/v1/rooms/${room.id}/messages?after=${after}&limit=${RESYNC_PAGE}`);
@@ -474,7 +495,7 @@ function startRoom(socket) {
     if (!socket || !socket.connected || document.hidden || hasMoreAfter || resyncing) return;
     try {
       const { heads } = await api("/api/v1/rooms/heads");
-      if ((heads && heads[String(room.id)]) > newestSeq) resync();
+      if ((heads && heads[String(room.id)]) > cursorSeq) resync();
     } catch (err) {
       console.warn("chorus: head check failed", err);
     }
@@ -709,7 +730,7 @@ function startRoom(socket) {
       if (!m || m.room_id !== room.id) return;
       // A jump in seq: a broadcast was lost (a server died after storing it, Redis was
       // down). Catching up fetches the missed ones and this one, in order.
-      if (!hasMoreAfter && newestSeq && Number(m.seq) > newestSeq + 1) resync();
+      if (!hasMoreAfter && cursorSeq && Number(m.seq) > cursorSeq + 1) resync();
       else receive([m]);
     });
     socket.on("notification", (n) => {

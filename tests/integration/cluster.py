@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import psycopg2
@@ -41,6 +43,17 @@ def require_services() -> None:
         pytest.skip(reason)
 
 
+def require_redis_server() -> str:
+    """The redis-server binary for tests that stop and restart their own Redis; skip (fail under CI) without it."""
+    path = shutil.which("redis-server")
+    if path is None:
+        reason = "this test needs the redis-server binary to run a private Redis"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with closing(socket.socket()) as sock:
@@ -48,17 +61,66 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Cluster:
-    """A PostgreSQL database and a Redis namespace of its own, with server and worker processes."""
+class RedisServer:
+    """A private redis-server on a free port, without persistence, that a test may stop and restart."""
 
     def __init__(self, tmp: Path):
+        self.binary = require_redis_server()
+        self.tmp = tmp
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self, timeout: float = 15.0) -> None:
+        """Start it (again, on the same port) and wait until it answers PING."""
+        self.starts += 1
+        log = open(self.tmp / f"redis-{self.port}-{self.starts}.log", "wb")
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.tmp), "--daemonize", "no"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
+            try:
+                if redis.Redis.from_url(self.url, socket_connect_timeout=0.5, socket_timeout=0.5).ping():
+                    return
+            except redis.RedisError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"redis-server on port {self.port} did not answer")
+
+    def stop(self, kill: bool = False) -> None:
+        """Stop it: SIGTERM (a clean shutdown that drops every key, as nothing is saved) or SIGKILL."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.kill() if kill else proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+class Cluster:
+    """A PostgreSQL database and a Redis namespace of its own, with server and worker processes.
+
+    `redis_url` points the cluster at another Redis (a private RedisServer) instead of a
+    database number on the shared one; `env` adds settings for every process.
+    """
+
+    def __init__(self, tmp: Path, *, redis_url: str | None = None, env: dict | None = None):
         self.tmp = tmp
         self.run_id = uuid.uuid4().hex[:10]
         self.db_name = f"chorus_it_{self.run_id}"
         base = PG_ADMIN_URL.rsplit("/", 1)[0]
         self.database_url = f"{base}/{self.db_name}"
         self.redis_db = 1 + int(self.run_id, 16) % 15
-        self.redis_url = f"{REDIS_BASE_URL}/{self.redis_db}"
+        self.redis_url = redis_url or f"{REDIS_BASE_URL}/{self.redis_db}"
         self.env = {
             **os.environ,
             "DATABASE_URL": self.database_url,
@@ -69,6 +131,7 @@ class Cluster:
             "REDIS_KEY_PREFIX": f"chorus-it-{self.run_id}:",
             "SECRET_KEY": f"it-{self.run_id}",
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
         self.procs: dict[str, subprocess.Popen] = {}
         self.servers: dict[str, str] = {}
@@ -93,14 +156,20 @@ class Cluster:
         with conn.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
         conn.close()
-        client = redis.Redis.from_url(self.redis_url)
-        for key in client.scan_iter(match=f"chorus-it-{self.run_id}:*"):
-            client.delete(key)
+        client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=3)
+        try:
+            # The run's prefix, also inside other names (Flask-Limiter's "LIMITS:LIMITER/<prefix>...").
+            for key in client.scan_iter(match=f"*chorus-it-{self.run_id}:*"):
+                client.delete(key)
+        except redis.ConnectionError:
+            pass  # a private Redis that is already gone took its keys with it
 
     def _spawn(self, name: str, args: list[str], extra_env: dict | None = None) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "wb")
+        # A session of its own, so a kill can take the process with its children (a worker's pool).
         proc = subprocess.Popen(
             args, cwd=ROOT, env={**self.env, **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.procs[name] = proc
         return proc
@@ -147,20 +216,31 @@ class Cluster:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self, name: str, kill: bool = False) -> None:
-        """Stop one process (SIGKILL when kill is true)."""
+        """Stop one process (SIGKILL to it and its children when kill is true)."""
         proc = self.procs.pop(name)
         if proc.poll() is None:
-            proc.kill() if kill else proc.terminate()
+            if kill:
+                _kill_group(proc.pid)
+            else:
+                proc.terminate()
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                _kill_group(proc.pid)
                 proc.wait(timeout=10)
+
+    def kill(self, name: str) -> None:
+        """kill -9 a process and its children, as a crash or an OOM kill would."""
+        self.stop(name, kill=True)
 
     def stop_all(self) -> None:
         """Stop every process."""
         for name in list(self.procs):
             self.stop(name)
+
+    def alive(self, name: str) -> bool:
+        """Whether a started process is still running."""
+        return name in self.procs and self.procs[name].poll() is None
 
     # -- users and clients ---------------------------------------------------------
     def register(self, server: str, username: str) -> str:
@@ -192,6 +272,31 @@ class Cluster:
                 return cur.fetchall()
         finally:
             conn.close()
+
+
+def _kill_group(pgid: int) -> None:
+    # Only called while the group's leader (a process started here) has not been reaped yet.
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@contextmanager
+def running_cluster(tmp: Path, *, servers=("a", "b"), worker: bool = True, redis_url: str | None = None,
+                    env: dict | None = None):
+    """A migrated database with the named servers and a worker started; everything removed afterwards."""
+    cluster = Cluster(tmp, redis_url=redis_url, env=env)
+    cluster.create_database()
+    try:
+        for name in servers:
+            cluster.start_server(name)
+        if worker:
+            cluster.start_worker()
+        yield cluster
+    finally:
+        cluster.stop_all()
+        cluster.drop_database()
 
 
 class Listener:
