@@ -62,3 +62,17 @@ test: install-dev chromium
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
+
+# Benchmarks beside a bare Flask-SocketIO baseline (bench/, docs/BENCHMARKS.md): a quick
+# default of a few minutes; `make bench BENCH_ARGS="--full"` for the full sizes. The load
+# generator is Node's socket.io-client, pinned in bench/package-lock.json.
+BENCH_ARGS ?=
+.PHONY: bench
+
+bench/node_modules/.installed: bench/package.json bench/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "make bench needs node and npm: apt-get install nodejs npm"; exit 2; }
+	cd bench && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+bench: install-dev bench/node_modules/.installed
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -47,9 +47,9 @@ class Config:
     # Prefix of every Redis key Chorus and its Celery broker write; lets several
     # deployments (or test runs) share one Redis server without seeing each other.
     REDIS_KEY_PREFIX = os.environ.get("REDIS_KEY_PREFIX", "chorus:")
-    # permessage-deflate costs a zlib context per socket (~200 KB once a socket has sent
-    # anything, pings included) and a compression per recipient of every broadcast; chat
-    # frames are small. Off unless asked for (see docs/BENCHMARKS.md).
+    # permessage-deflate costs a zlib context per socket (~90 KB from its first frame on)
+    # and a compression per recipient of every broadcast; chat frames are small. Off unless
+    # asked for (see docs/BENCHMARKS.md).
     WEBSOCKET_COMPRESSION = _bool("WEBSOCKET_COMPRESSION", False)
     CORS_ALLOWED_ORIGINS = [
         o.strip() for o in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()
