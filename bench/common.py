@@ -70,7 +70,30 @@ async def wait_for_quiet(max_busy: float, timeout: float, log=print) -> float:
     return busy
 
 
-class Server:
+class _Process:
+    """A subprocess with its output in a log file: what it printed, and how to stop it."""
+
+    stop_timeout = 15
+    log_path: Path
+    proc: subprocess.Popen
+
+    def log(self) -> str:
+        """What the process printed."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        """Terminate (then kill) the process."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+
+class Server(_Process):
     """A web process (Chorus's wsgi.py or the baseline) started with its own environment."""
 
     def __init__(self, name: str, kind: str, env: dict, logdir: Path, port: int | None = None,
@@ -116,23 +139,10 @@ class Server:
         t = self.ps.cpu_times()
         return t.user + t.system
 
-    def log(self) -> str:
-        """What the process printed."""
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        """Terminate (then kill) the process."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
+    stop_timeout = 15
 
 
-class Worker:
+class Worker(_Process):
     """A Celery prefork worker from celery_worker.py."""
 
     def __init__(self, name: str, env: dict, logdir: Path, concurrency: int = 2):
@@ -157,20 +167,7 @@ class Worker:
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} did not become ready:\n{self.log()[-3000:]}")
 
-    def log(self) -> str:
-        """What the worker printed."""
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        """Stop the worker and its children."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
+    stop_timeout = 20
 
 
 class Backend:

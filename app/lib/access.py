@@ -4,7 +4,7 @@ from __future__ import annotations
 from app.extensions import db
 from app.lib.errors import ChatError
 from app.lib.validation import MAX_ID
-from app.models import Membership, Message, Room, User
+from app.models import Membership, Room, User
 
 
 def get_membership(room_id: int, user_id: int) -> Membership | None:
@@ -38,14 +38,3 @@ def access_room_as_member(room_id: int, user: User) -> tuple[Room, Membership]:
         raise ChatError("not_member", "Join the room first.")
     return room, membership
 
-
-def access_message(message_id: int, user: User) -> Message:
-    """A message in a room the user belongs to."""
-    message = db.session.get(Message, message_id) if 0 < message_id <= MAX_ID else None
-    if message is None:
-        raise ChatError("not_found", "No such message.")
-    try:
-        access_room_as_member(message.room_id, user)
-    except ChatError:
-        raise ChatError("not_found", "No such message.") from None
-    return message

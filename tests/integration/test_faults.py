@@ -323,7 +323,23 @@ def cluster_log_errors(cluster: Cluster, names) -> dict[str, str]:
 
 # --- Scenario 1: kill -9 one server ------------------------------------------------------------
 
-class TestServerKilled:
+class Invariants:
+    """The checks every fault scenario ends with (its `outcome` fixture gives the facts)."""
+
+    def test_every_acked_message_is_stored_once(self, outcome):
+        assert outcome.facts["drained"]
+        assert stored_once_problems(outcome.team) == []
+
+    def test_every_client_has_exactly_the_stored_messages(self, outcome):
+        assert outcome.gaps == []
+        assert protocol_problems(outcome.team) == []
+
+    def test_every_mention_has_one_notification(self, outcome):
+        assert outcome.unnotified == []
+        assert notification_problems(outcome.team) == []
+
+
+class TestServerKilled(Invariants):
     """Server a dies mid-traffic; its clients reconnect to b, resync, and send there again what
     a never acknowledged. (TestServerKilledBetweenCommitAndBroadcast makes sure that a send
     is between its commit and its broadcast when a dies; here it is chance.)"""
@@ -358,18 +374,6 @@ class TestServerKilled:
         assert all(c.connects >= 2 for c in on_a)
         # While they were away the others kept talking: the resync brought what they missed.
         assert sum(len(c.via_resync) for c in on_a) > 0
-
-    def test_every_acked_message_is_stored_once(self, outcome):
-        assert outcome.facts["drained"]
-        assert stored_once_problems(outcome.team) == []
-
-    def test_every_client_has_exactly_the_stored_messages(self, outcome):
-        assert outcome.gaps == []
-        assert protocol_problems(outcome.team) == []
-
-    def test_every_mention_has_one_notification(self, outcome):
-        assert outcome.unnotified == []
-        assert notification_problems(outcome.team) == []
 
     def test_the_surviving_server_and_worker_logged_no_error(self, outcome):
         assert cluster_log_errors(outcome.team.cluster, ["b", "worker"]) == {}
@@ -724,7 +728,7 @@ def same_client_id_at_once(team: Team, short: str, room: str, client_id: str, bo
     return results
 
 
-class TestSendDropped:
+class TestSendDropped(Invariants):
     """Clients lose their connection right after emitting a send, and send again with the same client_id."""
 
     @pytest.fixture(scope="class")
@@ -815,18 +819,6 @@ class TestSendDropped:
         stored = outcome.team.cluster.sql(
             "SELECT client_id FROM messages WHERE client_id = ANY(%s) ORDER BY id", client_ids)
         assert [row[0] for row in stored] == client_ids
-
-    def test_every_acked_message_is_stored_once(self, outcome):
-        assert outcome.facts["drained"]
-        assert stored_once_problems(outcome.team) == []
-
-    def test_every_client_has_exactly_the_stored_messages(self, outcome):
-        assert outcome.gaps == []
-        assert protocol_problems(outcome.team) == []
-
-    def test_every_mention_has_one_notification(self, outcome):
-        assert outcome.unnotified == []
-        assert notification_problems(outcome.team) == []
 
     def test_no_server_logged_an_error(self, outcome):
         assert cluster_log_errors(outcome.team.cluster, ["a", "b", "worker"]) == {}
