@@ -12,7 +12,7 @@ from app import tasks
 from app.actions import messages, notifications
 from app.config import Config
 from app.extensions import db
-from app.models import Message, Notification, User
+from app.models import Message, Notification, Room, User
 from tests.conftest import events_named
 
 
@@ -26,39 +26,46 @@ def send(app, user, room_id, body, client_id=None):
 
 
 @pytest.fixture
-def lost_race(monkeypatch):
-    """The first client_id lookup misses, as when a concurrent send with the same client_id
-    commits between the lookup and the insert; later lookups see the committed row."""
+def lookups(monkeypatch):
+    """Records the client_id lookups a send makes (there is none before the insert)."""
     original = messages._find_by_client_id
     calls = []
 
     def lookup(user_id, client_id):
         calls.append(client_id)
-        return None if len(calls) == 1 else original(user_id, client_id)
+        return original(user_id, client_id)
 
     monkeypatch.setattr(messages, "_find_by_client_id", lookup)
     return calls
 
 
+def room_seq(app, room_id) -> int:
+    with app.app_context():
+        return db.session.get(Room, room_id).last_seq
+
+
 # --- Idempotent send ------------------------------------------------------------------------
 
-def test_a_send_losing_the_client_id_race_returns_the_winner(app, team, emitted, lost_race):
+def test_a_retried_send_hits_the_unique_constraint_and_returns_the_original(app, team, emitted, lookups):
+    """Also what a concurrent retry that loses the insert race gets: the winner."""
     alice, room = team["alice"], team["room"]
     first = send(app, alice, room.id, "@bob once", "race-1")
-    lost_race.clear()
+    assert lookups == [] and room_seq(app, room.id) == 1
     emitted.clear()
     with app.app_context():
         result = messages.do_send_message(db.session.get(User, alice.id), room.id, "@bob once", "race-1")
         assert not result.created and result.message.id == first
+        assert result.data["seq"] == 1
         assert count(Message, client_id="race-1") == 1
-    assert len(lost_race) == 2, "the insert must have hit the unique constraint and looked again"
+    assert lookups == ["race-1"], "looked up once, after the insert hit the unique constraint"
+    assert room_seq(app, room.id) == 1, "the failed insert rolled its seq back: no gap"
     assert emitted == []  # nothing broadcast again, no second notification
+    assert send(app, alice, room.id, "next") and room_seq(app, room.id) == 2
 
 
-def test_rest_send_losing_the_race_answers_200_not_500(app, team, bearer, lost_race):
+def test_rest_retry_answers_200_with_the_original(app, team, bearer):
     alice, room = team["alice"], team["room"]
     first = send(app, alice, room.id, "hello", "race-2")
-    lost_race.clear()
     response = app.test_client().post(
         f"/api/v1/rooms/{room.id}/messages", json={"body": "hello", "client_id": "race-2"}, headers=bearer(alice)
     )
@@ -68,10 +75,9 @@ def test_rest_send_losing_the_race_answers_200_not_500(app, team, bearer, lost_r
         assert count(Message, client_id="race-2") == 1
 
 
-def test_socket_send_losing_the_race_acks_the_original(app, team, live, lost_race):
+def test_socket_retry_acks_the_original(app, team, live):
     alice, bob, room = team["alice"], team["bob"], team["room"]
     first = send(app, alice, room.id, "hello", "race-3")
-    lost_race.clear()
     a, b = live(alice), live(bob)
     ack = a.emit("send", {"room_id": room.id, "body": "hello", "client_id": "race-3"}, callback=True)
     assert ack["ok"] is True and ack["duplicate"] is True and ack["message"]["id"] == first

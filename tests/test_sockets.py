@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import event as sa_event
 
 from app import create_app
 from app.actions import messages, rooms, users
@@ -335,6 +336,41 @@ def test_disabled_users_sockets_leave_the_registry(app, team, live):
     with app.app_context():
         users.do_disable_user(row(User, bob))
     assert sids_of(app, bob) == []
+
+
+def test_socket_events_reuse_the_user_the_socket_connected_as(app, team, live):
+    """No query for the user on each event: the socket keeps its own copy."""
+    alice, room = team["alice"], team["room"]
+    a = live(alice)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(" ".join(statement.split()))
+
+    with app.app_context():
+        engine = db.engine
+    sa_event.listen(engine, "before_cursor_execute", record)
+    try:
+        ack = a.emit("send", {"room_id": room.id, "body": "hi"}, callback=True)
+        read = a.emit("read", {"room_id": room.id}, callback=True)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", record)
+    assert ack["ok"] is True and ack["message"]["author"]["username"] == "alice"
+    assert read["ok"] is True and read["last_read_message_id"] == ack["message"]["id"]
+    assert statements, "the events ran statements"
+    assert not [s for s in statements if s.startswith("SELECT users.")], statements
+
+
+def test_a_send_checks_the_account_even_before_the_socket_is_closed(app, team, live):
+    """An account disabled behind the socket's back (no disconnect) can no longer send."""
+    bob, room = team["bob"], team["room"]
+    b = live(bob)
+    with app.app_context():
+        db.session.execute(db.update(User).where(User.id == bob.id).values(is_disabled=True))
+        db.session.commit()
+    ack = b.emit("send", {"room_id": room.id, "body": "still here?"}, callback=True)
+    assert ack["ok"] is False and ack["error"]["code"] == "unauthorized"
+    assert message_count(app) == 0
 
 
 def test_logged_out_sockets_leave_the_registry(app, team, login, live, bearer):

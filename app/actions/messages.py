@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import current_app
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -13,7 +14,9 @@ from app.lib import serializers, validation
 from app.lib.access import access_room_as_member
 from app.lib.errors import ChatError
 from app.lib.render import parse_message, render_parsed
+from app.lib.validation import MAX_ID
 from app.models import Membership, Mention, Message, Room, User
+from app.models.base import UTCDateTime, utcnow
 from app.ops import metrics
 
 
@@ -22,7 +25,7 @@ class SendResult:
     """The stored message, and whether it was created now or found from an earlier retry.
 
     `data` is the message as serialised for the broadcast: the ack and the REST reply
-    send it as it is, rather than reloading the committed (expired) row to build it again.
+    send it as it is. `message` is not attached to any session.
     """
 
     message: Message
@@ -30,16 +33,15 @@ class SendResult:
     data: dict
 
 
-def check_send_message(user: User, room_id: int, body: str, client_id: str | None) -> tuple[str, str | None]:
-    """Validate a message: membership, a non-blank body within the length limit, a sane client_id."""
-    access_room_as_member(room_id, user)
+def check_message_body(body: str) -> str:
+    """A non-blank body within the length limit, control characters stripped."""
     body = validation.clean_text(body)
     if not body.strip():
         raise ChatError("invalid", "A message cannot be empty.", field="body")
     limit = current_app.config["MESSAGE_MAX_LENGTH"]
     if len(body) > limit:
         raise ChatError("too_large", f"Messages are at most {limit} characters.", field="body")
-    return body, validation.check_client_id(client_id)
+    return body
 
 
 def _find_by_client_id(user_id: int, client_id: str | None) -> Message | None:
@@ -61,58 +63,133 @@ def do_send_message(user: User, room_id: int, body: str, client_id: str | None =
     """Store a message, broadcast it to every member after commit, then queue its mentions.
 
     A retry with a client_id already used by this author returns the original message and
-    sends nothing again.
+    sends nothing again (the unique constraint finds it; there is no lookup beforehand).
     """
     from app import tasks  # tasks import actions; importing here keeps the graph acyclic
 
-    body, client_id = check_send_message(user, room_id, body, client_id)
-    existing = _find_by_client_id(user.id, client_id)
-    if existing is not None:
-        return _retried(existing, room_id)
-
+    body = check_message_body(body)
+    client_id = validation.check_client_id(client_id)
+    if not 0 < room_id <= MAX_ID:
+        raise ChatError("not_found", "No such room.")
+    if _on_postgresql() and not db.session().in_transaction():
+        # Nothing read yet (a socket event): the store then commits inside PostgreSQL as it
+        # runs, so the room lock is released without waiting for a round trip to COMMIT.
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     parsed = parse_message(body)
     mentioned = _resolve_mentions(room_id, parsed.mentions, exclude_user_id=user.id)
-    # Locks the room row until commit (SQLite locks the database): the id allocated next is
-    # committed before any later one of this room, so catching up with after=<id> never
-    # skips a message that committed late.
-    seq = db.session.execute(
-        db.update(Room).where(Room.id == room_id).values(last_seq=Room.last_seq + 1).returning(Room.last_seq)
-    ).scalar_one()
-    message = Message(
-        room_id=room_id,
-        seq=seq,
-        author_id=user.id,
-        author=user,  # already loaded: serialising the message needs no query for it
-        body=body,
-        html=render_parsed(parsed, {u.username_key: u.username for u in mentioned}),
-        client_id=client_id,
-    )
-    message.mentions = [Mention(user_id=u.id, user=u) for u in mentioned]
-    db.session.add(message)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        # The same client_id raced in from a concurrent retry: hand back the winner.
+    html = render_parsed(parsed, {u.username_key: u.username for u in mentioned})
+    created_at = utcnow()
+    for _attempt in range(2):
+        try:
+            stored = _store_message(
+                room_id=room_id, author_id=user.id, body=body, html=html, client_id=client_id,
+                created_at=created_at, mention_ids=[u.id for u in mentioned],
+            )
+        except IntegrityError:
+            # This author already used the client_id: a retry, or a concurrent one that won.
+            db.session.rollback()
+            existing = _find_by_client_id(user.id, client_id)
+            if existing is None:
+                raise
+            return _retried(existing, room_id)
+        if stored is not None:
+            break
         db.session.rollback()
-        existing = _find_by_client_id(user.id, client_id)
-        if existing is None:
-            raise
-        return _retried(existing, room_id)
+        _refuse_sender(room_id, user)  # raises, unless the user joined in between
+    else:
+        raise ChatError("conflict", "The room changed while sending; try again.")
 
-    # The author has read their own message.
-    db.session.execute(
-        db.update(Membership)
-        .where(Membership.room_id == room_id, Membership.user_id == user.id,
-               Membership.last_read_message_id < message.id)
-        .values(last_read_message_id=message.id)
+    message_id, seq = stored
+    message = Message(
+        id=message_id, room_id=room_id, seq=seq, author_id=user.id, author=user,
+        body=body, html=html, client_id=client_id, created_at=created_at,
+        mentions=[Mention(message_id=message_id, user_id=u.id, user=u) for u in mentioned],
     )
     data = serializers.message_dict(message)
     events.send_event_on_commit("message", data, to=events.room_channel(room_id))
     events.on_commit(metrics.messages_sent.inc)
     if mentioned:
-        events.enqueue_on_commit(tasks.notify_mentions, message.id)
+        events.enqueue_on_commit(tasks.notify_mentions, message_id)
     db.session.commit()
     return SendResult(message, created=True, data=data)
+
+
+# PostgreSQL stores a message in one statement. Bumping the room's seq locks the room's row
+# until commit, so the room's messages commit in the order of their ids and catching up
+# with after=<id> never skips one that committed late; one statement and the commit are
+# all that happens under that lock. The membership check (and a disabled author) stores
+# nothing and returns no row.
+_STORE_SQL = sa.text("""
+WITH bump AS (
+    UPDATE rooms SET last_seq = rooms.last_seq + 1
+    WHERE rooms.id = :room_id AND EXISTS (
+        SELECT 1 FROM memberships JOIN users ON users.id = memberships.user_id
+        WHERE memberships.room_id = :room_id AND memberships.user_id = :author_id
+          AND NOT users.is_disabled)
+    RETURNING rooms.last_seq
+), message AS (
+    INSERT INTO messages (room_id, author_id, body, html, client_id, seq, created_at)
+    SELECT :room_id, :author_id, :body, :html, :client_id, bump.last_seq, :created_at FROM bump
+    RETURNING messages.id, messages.seq
+), mentioned AS (
+    INSERT INTO mentions (message_id, user_id)
+    SELECT message.id, ids.user_id
+    FROM message, unnest(CAST(:mention_ids AS integer[])) WITH ORDINALITY AS ids (user_id, n)
+    ORDER BY ids.n
+), author_read AS (
+    UPDATE memberships SET last_read_message_id = message.id FROM message
+    WHERE memberships.room_id = :room_id AND memberships.user_id = :author_id
+      AND memberships.last_read_message_id < message.id
+)
+SELECT message.id, message.seq FROM message
+""").bindparams(sa.bindparam("created_at", type_=UTCDateTime()))
+
+
+def _on_postgresql() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def _store_message(
+    *, room_id: int, author_id: int, body: str, html: str, client_id: str | None,
+    created_at, mention_ids: list[int],
+) -> tuple[int, int] | None:
+    """Insert the message, its mentions and the author's read marker; (id, seq), or None
+    when the author may not send there. Raises IntegrityError for a used client_id."""
+    params = dict(room_id=room_id, author_id=author_id, body=body, html=html,
+                  client_id=client_id, created_at=created_at)
+    if _on_postgresql():
+        row = db.session.execute(_STORE_SQL, {**params, "mention_ids": mention_ids}).first()
+        return (row.id, row.seq) if row is not None else None
+    # Elsewhere (SQLite: one writer at a time, the database is the lock) statement by statement.
+    may_send = sa.exists().where(
+        Membership.room_id == room_id, Membership.user_id == author_id,
+        User.id == Membership.user_id, User.is_disabled.is_(False),
+    )
+    seq = db.session.execute(
+        sa.update(Room).where(Room.id == room_id, may_send)
+        .values(last_seq=Room.last_seq + 1).returning(Room.last_seq)
+    ).scalar_one_or_none()
+    if seq is None:
+        return None
+    message_id = db.session.execute(
+        sa.insert(Message).values(seq=seq, **params).returning(Message.id)
+    ).scalar_one()
+    if mention_ids:
+        db.session.execute(sa.insert(Mention), [{"message_id": message_id, "user_id": u} for u in mention_ids])
+    db.session.execute(
+        sa.update(Membership)
+        .where(Membership.room_id == room_id, Membership.user_id == author_id,
+               Membership.last_read_message_id < message_id)
+        .values(last_read_message_id=message_id)
+    )
+    return message_id, seq
+
+
+def _refuse_sender(room_id: int, user: User) -> None:
+    """Why a send stored nothing: no such room, not a member, or a disabled account."""
+    access_room_as_member(room_id, user)
+    if db.session.scalar(db.select(User.is_disabled).where(User.id == user.id)):
+        raise ChatError("unauthorized", "This account is disabled.")
 
 
 def _resolve_mentions(room_id: int, names: list[str], *, exclude_user_id: int) -> list[User]:

@@ -13,13 +13,16 @@ from app.extensions import db, login_manager
 from app.lib.errors import ChatError
 from app.lib import serializers
 from app.models import User
+from app.realtime import identity
 from app.security import limiter
 
 
 @login_manager.user_loader
 def load_user(user_id: str):
-    """Flask-Login: the user stored in the session."""
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    """Flask-Login: the user stored in the session (a socket's own copy during its events)."""
+    if not user_id.isdigit():
+        return None
+    return identity.connected_user(int(user_id)) or db.session.get(User, int(user_id))
 
 
 @login_manager.request_loader

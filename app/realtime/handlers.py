@@ -13,6 +13,7 @@ from app.actions import messages, rooms, users
 from app.extensions import db, socketio
 from app.lib import validation
 from app.lib.errors import ChatError
+from app.realtime import identity
 from app.ops import metrics
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def on_connect(auth=None):
         user = current_user._get_current_object()
     if user is None or user.is_disabled:
         raise ConnectionRefusedError("Log in first.", {"code": "unauthorized"})
+    identity.remember(user)
     join_room(events.user_channel(user.id))
     for room_id in rooms.get_room_ids_for_user(user.id):
         join_room(events.room_channel(room_id))
