@@ -32,6 +32,7 @@ from app import create_app  # noqa: E402
 from app.extensions import socketio  # noqa: E402
 from app.ops.health import check_services, describe  # noqa: E402
 from app.ops.jobs import start_background_jobs  # noqa: E402
+from app.ops.serving import listening_socket  # noqa: E402
 from app.security import ConfigError  # noqa: E402
 
 
@@ -62,10 +63,16 @@ if __name__ == "__main__":
     start_background_jobs(app)
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
-    options = {}
     if ASYNC_MODE == "eventlet":
-        # eventlet's WSGI server serves at most 1,024 connections at once by default, and
-        # every open socket holds one: the 1,025th client would wait for someone to leave.
-        options["max_size"] = _open_file_budget(int(os.environ.get("MAX_CONNECTIONS", "20000")))
-    print(f"Chorus serving on http://{host}:{port} ({ASYNC_MODE})", flush=True)
-    socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=ASYNC_MODE == "threading", **options)
+        # What socketio.run does for eventlet, on a listener with TCP_NODELAY. eventlet's WSGI
+        # server serves at most 1,024 connections at once by default, and every open socket
+        # holds one: the 1,025th client would wait for someone to leave.
+        import eventlet.wsgi
+
+        max_size = _open_file_budget(int(os.environ.get("MAX_CONNECTIONS", "20000")))
+        listener = listening_socket(host, port)
+        print(f"Chorus serving on http://{host}:{port} ({ASYNC_MODE})", flush=True)
+        eventlet.wsgi.server(listener, app, log_output=False, max_size=max_size)
+    else:
+        print(f"Chorus serving on http://{host}:{port} ({ASYNC_MODE})", flush=True)
+        socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=ASYNC_MODE == "threading")
