@@ -60,8 +60,38 @@ def register_extensions(app: Flask) -> None:
     celery_init_app(app)
     register_session_hooks()
     with app.app_context():
+        _ping_idle_connections(db.engine, app.config["DB_PING_IDLE_SECONDS"])
         if db.engine.dialect.name == "sqlite":
             _tune_sqlite(db.engine)
+
+
+def _ping_idle_connections(engine, idle_seconds: float) -> None:
+    """Check a pooled connection before use only when it sat idle for idle_seconds.
+
+    SQLAlchemy's pool_pre_ping checks every checkout, a round trip per socket event. A
+    connection that went bad while idle (a database restart, an idle timeout) is the case
+    worth checking; one that failed while in use has already made SQLAlchemy invalidate
+    the pool. A failed check is a DisconnectionError, on which the pool connects afresh.
+    """
+    import time
+
+    from sqlalchemy import event, exc
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record):
+        record.info["chorus.idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy):
+        idle_since = record.info.get("chorus.idle_since")
+        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            if engine.dialect.is_disconnect(error, dbapi_connection, None):
+                raise exc.DisconnectionError() from error
+            raise
 
 
 def _tune_sqlite(engine) -> None:

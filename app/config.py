@@ -33,7 +33,10 @@ class Config:
 
     SECRET_KEY = os.environ.get("SECRET_KEY", "chorus-embedded-dev-key")
     SQLALCHEMY_DATABASE_URI = _database_url()
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    # A pooled connection idle for longer is checked (SELECT 1) before use; one in steady
+    # use is not, which saves a round trip per socket event (app/__init__.py).
+    DB_PING_IDLE_SECONDS = float(os.environ.get("DB_PING_IDLE_SECONDS", "5"))
     REDIS_URL = os.environ.get("REDIS_URL") or None
     REGISTRATION_OPEN = _bool("REGISTRATION_OPEN", True)
     MESSAGE_MAX_LENGTH = 4000

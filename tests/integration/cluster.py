@@ -54,6 +54,30 @@ def require_redis_server() -> str:
     return path
 
 
+@contextmanager
+def pg_app(prefix: str, **settings):
+    """An app on a PostgreSQL database of its own, dropped afterwards; `settings` override TestConfig."""
+    from app import create_app
+    from app.config import TestConfig
+    from app.extensions import db
+
+    require_services()
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(PG_ADMIN_URL)
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    settings["SQLALCHEMY_DATABASE_URI"] = url.replace("postgresql://", "postgresql+psycopg2://")
+    app = create_app(type("Cfg", (TestConfig,), settings))
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with closing(socket.socket()) as sock:

@@ -6,41 +6,24 @@ The unit tests cover the same action on SQLite, statement by statement.
 from __future__ import annotations
 
 import threading
-import uuid
 
-import psycopg2
-from sqlalchemy import event as sa_event
 import pytest
+from sqlalchemy import event as sa_event
 
-from app import create_app
-from app.actions import messages, users
-from app.config import TestConfig
+from app.actions import users
 from app.extensions import db
 from app.models import Membership, Mention, Message, Notification, Room, User
-from tests.integration.cluster import PG_ADMIN_URL, require_services
+from tests.integration.cluster import pg_app
 from tests.test_actions import count, refuse, row, send
 
 
 @pytest.fixture
 def app():
     """The app on a PostgreSQL database of its own (schema from the models)."""
-    require_services()
-    name = f"chorus_send_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(PG_ADMIN_URL)
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    config = type("Cfg", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": url.replace("postgresql://", "postgresql+psycopg2://")})
-    app = create_app(config)
-    with app.app_context():
-        db.create_all()
-    try:
-        yield app
-    finally:
+    with pg_app("chorus_send") as app:
         with app.app_context():
-            db.engine.dispose()
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+            db.create_all()
+        yield app
 
 
 def seq_of(room) -> int:
