@@ -119,8 +119,7 @@ def do_send_message(user: User, room_id: int, body: str, client_id: str | None =
 # with after=<id> never skips one that committed late; one statement and the commit are
 # all that happens under that lock. The membership check (and a disabled author) stores
 # nothing and returns no row.
-_STORE_SQL = sa.text("""
-WITH bump AS (
+_STORE_SQL = sa.text("""WITH bump AS (
     UPDATE rooms SET last_seq = rooms.last_seq + 1
     WHERE rooms.id = :room_id AND EXISTS (
         SELECT 1 FROM memberships JOIN users ON users.id = memberships.user_id

@@ -539,7 +539,7 @@ class Locked:
 
     def __init__(self, cluster: Cluster, lock_sql: str, params: tuple, waiting: str):
         self.cluster = cluster
-        self.waiting = waiting  # how the waiting statement starts, e.g. "INSERT INTO notifications"
+        self.waiting = waiting  # what the waiting statement contains, e.g. "INSERT INTO notifications"
         self.conn = psycopg2.connect(cluster.database_url)
         with self.conn.cursor() as cur:
             cur.execute(lock_sql, params)
@@ -551,15 +551,16 @@ class Locked:
 
     @classmethod
     def membership(cls, cluster: Cluster, user_id: int, room_id: int) -> "Locked":
-        """The read-marker update of a user's send waits, after the message got its id."""
+        """The read-marker update of a user's send waits, after the message got its seq and id
+        (within the one statement that stores a message)."""
         return cls(cluster, "SELECT id FROM memberships WHERE user_id = %s AND room_id = %s FOR UPDATE",
-                   (user_id, room_id), "UPDATE memberships")
+                   (user_id, room_id), "UPDATE memberships SET last_read_message_id")
 
     def waiting_pids(self) -> list[int]:
         """Backends waiting on the lock to run the statement."""
         return [row[0] for row in self.cluster.sql(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
-            "AND query ILIKE %s", self.waiting + "%")]
+            "AND query ILIKE %s", "%" + self.waiting + "%")]
 
     def wait_for_waiters(self, at_least: int = 1, timeout: float = 15) -> list[int]:
         deadline = time.monotonic() + timeout
