@@ -1,6 +1,8 @@
 """The Socket.IO layer: authentication at connect and thin event handlers."""
 from __future__ import annotations
 
+import inspect
+
 from flask import Flask
 
 from app.extensions import socketio
@@ -46,9 +48,13 @@ def _without_websocket_extensions(wsgi_app):
     Every websocket server Flask-SocketIO runs on (eventlet's, simple-websocket's) accepts
     the compression that browsers offer; without the offer it stays off.
     """
+    # Flask-SocketIO's middleware is an object: calling it runs its __call__ from C, one more
+    # C frame in the stack every socket's reader keeps while it waits (about 0.6 KB a socket,
+    # measured at 2,000 idle sockets). Its bound __call__ is a plain Python-to-Python call.
+    call = wsgi_app if inspect.isfunction(wsgi_app) or inspect.ismethod(wsgi_app) else wsgi_app.__call__
 
     def middleware(environ, start_response):
         environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
-        return wsgi_app(environ, start_response)
+        return call(environ, start_response)
 
     return middleware

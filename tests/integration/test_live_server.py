@@ -101,3 +101,43 @@ def test_malformed_sends_get_an_error_ack_and_the_server_keeps_serving(server, p
     assert requests.get(f"{server['url']}/healthz", timeout=5).status_code == 200
     alice.disconnect()
     assert server["proc"].poll() is None
+
+
+# --- The HTTP handler with small per-connection buffers (app/ops/serving.py) ------------------
+
+def test_long_headers_large_bodies_and_large_responses_pass_whole(server):
+    """Requests are read through a 512-byte buffer; responses keep the 16 KiB writer."""
+    url, token = server["url"], server["tokens"]["alice"]
+    session = requests.Session()  # one keep-alive connection for every request below
+    headers = {"Authorization": f"Bearer {token}", "X-Padding": "p" * 6000}
+    body = "x" * 3999 + "é"
+    sent = session.post(f"{url}/api/v1/rooms/{server['room_id']}/messages", json={"body": body}, headers=headers)
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["body"] == body
+    page = session.get(f"{url}/api/v1/rooms/{server['room_id']}/messages?limit=200", headers=headers)
+    assert page.status_code == 200 and page.json()["messages"][-1]["body"] == body
+    script = session.get(f"{url}/static/js/room.js")
+    assert script.status_code == 200 and script.content == (ROOT / "static/js/room.js").read_bytes()
+    too_big = session.post(f"{url}/api/v1/rooms/{server['room_id']}/messages", data="{" + " " * 70000 + "}",
+                           headers={**headers, "Content-Type": "application/json"})
+    assert too_big.status_code == 413
+
+
+def test_sockets_work_over_polling_upgrades_and_after_a_refused_handshake(server):
+    refused = socketio.Client(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        refused.connect(server["url"], auth={"token": "not-a-token"}, transports=["websocket"], wait_timeout=5)
+    got = []
+    bob = connect(server, "bob", transports=("polling", "websocket"))
+    alice = connect(server, "alice")
+    try:
+        bob.on("message", got.append)
+        ack = alice.call("send", {"room_id": server["room_id"], "body": "through both transports"}, timeout=10)
+        assert ack["ok"] is True
+        deadline = time.monotonic() + 5
+        while not any(m["id"] == ack["message"]["id"] for m in got) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [m["body"] for m in got if m["id"] == ack["message"]["id"]] == ["through both transports"]
+    finally:
+        bob.disconnect()
+        alice.disconnect()
