@@ -84,12 +84,14 @@ def get_user_by_token(token: str) -> User | None:
     """The active user a bearer token belongs to, or None."""
     if not token or len(token) > 256:
         return None
-    row = db.session.execute(
-        db.select(ApiToken).filter_by(token_hash=_digest(token), revoked_at=None)
+    # One query for the token and its user: this runs on every bearer request.
+    user = db.session.execute(
+        db.select(User).join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == _digest(token), ApiToken.revoked_at.is_(None))
     ).scalar_one_or_none()
-    if row is None or row.user.is_disabled:
+    if user is None or user.is_disabled:
         return None
-    return row.user
+    return user
 
 
 def do_set_admin(user: User, is_admin: bool = True) -> User:
