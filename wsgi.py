@@ -32,7 +32,7 @@ from app import create_app  # noqa: E402
 from app.extensions import socketio  # noqa: E402
 from app.ops.health import check_services, describe  # noqa: E402
 from app.ops.jobs import start_background_jobs  # noqa: E402
-from app.ops.serving import eventlet_protocol, listening_socket  # noqa: E402
+from app.ops.serving import listening_socket  # noqa: E402
 from app.security import ConfigError  # noqa: E402
 
 
@@ -47,6 +47,33 @@ def _open_file_budget(connections: int) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
         soft = wanted
     return max(1, min(connections, soft - spare))
+
+
+def _eventlet_protocol():
+    """eventlet's HTTP handler with per-connection buffers sized for long-lived websockets.
+
+    eventlet keeps a buffered reader (8 KiB) and writer (16 KiB) for each connection's whole
+    life, and a websocket never uses them after its handshake: eventlet's websocket reads
+    and writes the socket itself. With 10,000 idle sockets that was about 7 KB of each
+    one's resident memory. Requests are read through a 512-byte buffer (longer lines take
+    more recv calls; large reads go straight into the caller's buffer), and a connection
+    asking to upgrade to a websocket swaps its writer for a 256-byte one before the
+    response, which then carries only the handshake or its refusal. Plain HTTP keeps the
+    16 KiB writer, so a response still leaves in one send.
+    """
+    import eventlet.wsgi
+
+    class HttpProtocol(eventlet.wsgi.HttpProtocol):
+        rbufsize = 512
+
+        def handle_one_response(self):
+            if self.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+                # Nothing is pending in it: eventlet flushes after every response.
+                spent, self.wfile = self.wfile, self.connection.makefile("wb", 256)
+                spent.close()  # frees the buffer; the socket stays open (makefile holds a reference)
+            super().handle_one_response()
+
+    return HttpProtocol
 
 
 try:
@@ -75,7 +102,7 @@ if __name__ == "__main__":
         # app.wsgi_app rather than app: Flask.__call__ only forwards to it, and a call through
         # an object's __call__ is one more C frame in every socket's saved greenlet stack.
         eventlet.wsgi.server(listener, app.wsgi_app, log_output=False, max_size=max_size,
-                             protocol=eventlet_protocol())
+                             protocol=_eventlet_protocol())
     else:
         print(f"Chorus serving on http://{host}:{port} ({ASYNC_MODE})", flush=True)
         socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=ASYNC_MODE == "threading")

@@ -17,11 +17,14 @@ from sqlalchemy.orm import make_transient_to_detached
 from app.models import User
 
 _KEY = "chorus.socket_user"
+_NOT_KEPT = {"password_hash"}  # no socket event needs it
 
 
 def remember(user: User) -> None:
     """At connect: keep the user's columns in the socket's environ, which every event shares."""
-    request.environ[_KEY] = {attr.key: getattr(user, attr.key) for attr in sa.inspect(User).column_attrs}
+    request.environ[_KEY] = {
+        attr.key: getattr(user, attr.key) for attr in sa.inspect(User).column_attrs if attr.key not in _NOT_KEPT
+    }
 
 
 def connected_user(user_id: int) -> User | None:

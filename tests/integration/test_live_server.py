@@ -103,7 +103,7 @@ def test_malformed_sends_get_an_error_ack_and_the_server_keeps_serving(server, p
     assert server["proc"].poll() is None
 
 
-# --- The HTTP handler with small per-connection buffers (app/ops/serving.py) ------------------
+# --- The HTTP handler with small per-connection buffers (wsgi.py) -----------------------------
 
 def test_long_headers_large_bodies_and_large_responses_pass_whole(server):
     """Requests are read through a 512-byte buffer; responses keep the 16 KiB writer."""
