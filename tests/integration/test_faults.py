@@ -17,6 +17,7 @@ import random
 import threading
 import time
 import uuid
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import psycopg2
@@ -321,6 +322,28 @@ def cluster_log_errors(cluster: Cluster, names) -> dict[str, str]:
     return found
 
 
+@contextmanager
+def team_on_cluster(tmp_path_factory, name: str, prefix: str, *, private_redis: bool = False):
+    """A cluster of its own and the team on it: (cluster, team, redis_server or None).
+
+    With private_redis the cluster uses a redis-server of its own, which the test may stop
+    and start. Afterwards the team is closed, the cluster stopped, the redis-server stopped.
+    """
+    require_services()
+    tmp = tmp_path_factory.mktemp(name)
+    with ExitStack() as stack:
+        redis_server = redis_url = None
+        if private_redis:
+            redis_server = RedisServer(tmp)
+            redis_server.start()
+            stack.callback(redis_server.stop)
+            redis_url = f"{redis_server.url}/0"
+        cluster = stack.enter_context(running_cluster(tmp, redis_url=redis_url, env=ENV))
+        team = Team.create(cluster, prefix)
+        stack.callback(team.close)
+        yield cluster, team, redis_server
+
+
 # --- Scenario 1: kill -9 one server ------------------------------------------------------------
 
 class Invariants:
@@ -347,25 +370,20 @@ class TestServerKilled(Invariants):
     @pytest.fixture(scope="class")
     @classmethod
     def outcome(cls, tmp_path_factory):
-        require_services()
-        with running_cluster(tmp_path_factory.mktemp("kill-server"), env=ENV) as cluster:
-            team = Team.create(cluster, "s1")
-            try:
-                on_a = [c for short, c in team.clients.items() if HOMES[short] == "a"]
-                with Traffic(team, seed=1):
-                    time.sleep(2.0)
-                    cluster.kill("a")
-                    # The clients of a try to come back to a, fail, and are pointed at b.
-                    time.sleep(1.0)
-                    failed_on_a = sum(c.failed_connects for c in on_a)
-                    for client in on_a:
-                        client.use([cluster.servers["b"]])
-                    time.sleep(3.0)
-                moved = sum(c.url == cluster.servers["b"] for c in on_a)
-                yield finish("kill -9 server a", team, {"failed_on_a": failed_on_a, "moved": moved},
-                             failed_connects_to_a=failed_on_a, moved_to_b=moved)
-            finally:
-                team.close()
+        with team_on_cluster(tmp_path_factory, "kill-server", "s1") as (cluster, team, _):
+            on_a = [c for short, c in team.clients.items() if HOMES[short] == "a"]
+            with Traffic(team, seed=1):
+                time.sleep(2.0)
+                cluster.kill("a")
+                # The clients of a try to come back to a, fail, and are pointed at b.
+                time.sleep(1.0)
+                failed_on_a = sum(c.failed_connects for c in on_a)
+                for client in on_a:
+                    client.use([cluster.servers["b"]])
+                time.sleep(3.0)
+            moved = sum(c.url == cluster.servers["b"] for c in on_a)
+            yield finish("kill -9 server a", team, {"failed_on_a": failed_on_a, "moved": moved},
+                         failed_connects_to_a=failed_on_a, moved_to_b=moved)
 
     def test_clients_of_the_dead_server_moved_and_resynced(self, outcome):
         on_a = [c for short, c in outcome.team.clients.items() if HOMES[short] == "a"]
@@ -391,44 +409,34 @@ class TestServerKilledBetweenCommitAndBroadcast:
     @pytest.fixture(scope="class")
     @classmethod
     def outcome(cls, tmp_path_factory):
-        require_services()
-        tmp = tmp_path_factory.mktemp("kill-server-mid-send")
-        redis_server = RedisServer(tmp)
-        redis_server.start()
-        try:
-            with running_cluster(tmp, redis_url=f"{redis_server.url}/0", env=ENV) as cluster:
-                team = Team.create(cluster, "s5")
-                try:
-                    on_a = {short: c for short, c in team.clients.items() if HOMES[short] == "a"}
-                    with Traffic(team, seed=7):
-                        time.sleep(1.5)
-                        for client in on_a.values():
-                            client.hold()
-                        admin = redis.Redis.from_url(redis_server.url)
-                        admin.client_pause(10_000, all=False)
-                        # Each client of a sends a mention first; it commits and waits in the publish.
-                        stuck = [on_a[short].queue_send(
-                            team.room_ids["two" if short == "u4" else "one"],
-                            f"{short} sends as a dies @{team.username('u3')}", first=True) for short in on_a]
-                        for client in on_a.values():
-                            client.release()
-                        committed = wait_for(lambda: len(cluster.sql(
-                            "SELECT id FROM messages WHERE client_id = ANY(%s)", [s.client_id for s in stuck]
-                        )) == len(stuck), 3)
-                        cluster.kill("a")
-                        admin.client_unpause()
-                        for client in on_a.values():
-                            client.use([cluster.servers["b"]])
-                        time.sleep(2.5)
-                    outcome = finish("kill -9 server a between commit and broadcast", team,
-                                     {"stuck": stuck, "committed": committed},
-                                     converge_timeout=5, notify_timeout=LOST_TASK_WAIT,
-                                     committed_unbroadcast=len(stuck))
-                    yield outcome
-                finally:
-                    team.close()
-        finally:
-            redis_server.stop()
+        with team_on_cluster(tmp_path_factory, "kill-server-mid-send", "s5",
+                             private_redis=True) as (cluster, team, redis_server):
+            on_a = {short: c for short, c in team.clients.items() if HOMES[short] == "a"}
+            with Traffic(team, seed=7):
+                time.sleep(1.5)
+                for client in on_a.values():
+                    client.hold()
+                admin = redis.Redis.from_url(redis_server.url)
+                admin.client_pause(10_000, all=False)
+                # Each client of a sends a mention first; it commits and waits in the publish.
+                stuck = [on_a[short].queue_send(
+                    team.room_ids["two" if short == "u4" else "one"],
+                    f"{short} sends as a dies @{team.username('u3')}", first=True) for short in on_a]
+                for client in on_a.values():
+                    client.release()
+                committed = wait_for(lambda: len(cluster.sql(
+                    "SELECT id FROM messages WHERE client_id = ANY(%s)", [s.client_id for s in stuck]
+                )) == len(stuck), 3)
+                cluster.kill("a")
+                admin.client_unpause()
+                for client in on_a.values():
+                    client.use([cluster.servers["b"]])
+                time.sleep(2.5)
+            outcome = finish("kill -9 server a between commit and broadcast", team,
+                             {"stuck": stuck, "committed": committed},
+                             converge_timeout=5, notify_timeout=LOST_TASK_WAIT,
+                             committed_unbroadcast=len(stuck))
+            yield outcome
 
     def test_the_senders_get_their_messages_back_once(self, outcome):
         assert outcome.facts["committed"]
@@ -460,49 +468,39 @@ class TestRedisRestarted:
     @pytest.fixture(scope="class")
     @classmethod
     def outcome(cls, tmp_path_factory):
-        require_services()
-        tmp = tmp_path_factory.mktemp("restart-redis")
-        redis_server = RedisServer(tmp)
-        redis_server.start()
-        try:
-            with running_cluster(tmp, redis_url=f"{redis_server.url}/0", env=ENV) as cluster:
-                team = Team.create(cluster, "s2")
-                try:
-                    with Traffic(team, seed=2):
-                        time.sleep(2.0)
-                        before = newest_id(cluster)
-                        redis_server.stop()
-                        time.sleep(2.0)
-                        during = cluster.sql("SELECT count(*) FROM messages WHERE id > %s", before)[0][0]
-                        redis_server.start()
-                        time.sleep(3.0)
-                        # A worker that held unacknowledged tasks when the broker went away may
-                        # exit (kombu's restore of them fails); systemd restarts it
-                        # (Restart=always in docs/DEPLOY.md), and so does the test.
-                        worker_exited = not cluster.alive("worker")
-                        if worker_exited:
-                            cluster.stop("worker")
-                            cluster.start_worker("worker2")
-                        time.sleep(1.0)
-                    outcome = finish("restart Redis", team, {"stored_while_down": during},
-                                     converge_timeout=5, notify_timeout=LOST_TASK_WAIT,
-                                     stored_while_down=during, worker_exited=int(worker_exited))
-                    # Afterwards: one more message reaches every member live, through both servers.
-                    probe = team.clients["u2"].queue_send(team.room_ids["one"], "after the restart")
-                    team.clients["u2"].wait_until(lambda: probe.message is not None, 15)
-                    members = [team.clients[m] for m in ROOMS["one"]]
-                    probe_id = probe.message["id"] if probe.message else None
-                    outcome.facts["probe_live"] = [
-                        m.name for m in members if m.wait_until(lambda m=m: m.live[probe_id] == 1, 10)
-                    ]
-                    outcome.facts["health"] = [
-                        requests.get(f"{url}/healthz", timeout=5).status_code for url in cluster.servers.values()
-                    ]
-                    yield outcome
-                finally:
-                    team.close()
-        finally:
-            redis_server.stop()
+        with team_on_cluster(tmp_path_factory, "restart-redis", "s2",
+                             private_redis=True) as (cluster, team, redis_server):
+            with Traffic(team, seed=2):
+                time.sleep(2.0)
+                before = newest_id(cluster)
+                redis_server.stop()
+                time.sleep(2.0)
+                during = cluster.sql("SELECT count(*) FROM messages WHERE id > %s", before)[0][0]
+                redis_server.start()
+                time.sleep(3.0)
+                # A worker that held unacknowledged tasks when the broker went away may
+                # exit (kombu's restore of them fails); systemd restarts it
+                # (Restart=always in docs/DEPLOY.md), and so does the test.
+                worker_exited = not cluster.alive("worker")
+                if worker_exited:
+                    cluster.stop("worker")
+                    cluster.start_worker("worker2")
+                time.sleep(1.0)
+            outcome = finish("restart Redis", team, {"stored_while_down": during},
+                             converge_timeout=5, notify_timeout=LOST_TASK_WAIT,
+                             stored_while_down=during, worker_exited=int(worker_exited))
+            # Afterwards: one more message reaches every member live, through both servers.
+            probe = team.clients["u2"].queue_send(team.room_ids["one"], "after the restart")
+            team.clients["u2"].wait_until(lambda: probe.message is not None, 15)
+            members = [team.clients[m] for m in ROOMS["one"]]
+            probe_id = probe.message["id"] if probe.message else None
+            outcome.facts["probe_live"] = [
+                m.name for m in members if m.wait_until(lambda m=m: m.live[probe_id] == 1, 10)
+            ]
+            outcome.facts["health"] = [
+                requests.get(f"{url}/healthz", timeout=5).status_code for url in cluster.servers.values()
+            ]
+            yield outcome
 
     def test_servers_are_healthy_and_deliver_live_again(self, outcome):
         assert outcome.facts["health"] == [200, 200]
@@ -598,9 +596,7 @@ class TestWorkerKilled:
     @pytest.fixture(scope="class")
     @classmethod
     def outcome(cls, tmp_path_factory):
-        require_services()
-        with running_cluster(tmp_path_factory.mktemp("kill-worker"), env=ENV) as cluster:
-            team = Team.create(cluster, "s3")
+        with team_on_cluster(tmp_path_factory, "kill-worker", "s3") as (cluster, team, _):
             facts = {}
             lock = None
             try:
@@ -662,7 +658,6 @@ class TestWorkerKilled:
             finally:
                 if lock is not None:
                     lock.release()
-                team.close()
 
     def test_mentions_queued_while_no_worker_ran_are_notified_once(self, outcome):
         assert outcome.facts["queued_without_worker"] >= 3
@@ -735,52 +730,47 @@ class TestSendDropped(Invariants):
     @pytest.fixture(scope="class")
     @classmethod
     def outcome(cls, tmp_path_factory):
-        require_services()
-        with running_cluster(tmp_path_factory.mktemp("drop-send"), env=ENV) as cluster:
-            team = Team.create(cluster, "s4")
+        with team_on_cluster(tmp_path_factory, "drop-send", "s4") as (cluster, team, _):
             facts = {}
-            try:
-                drops = []
-                with Traffic(team, seed=6):
-                    time.sleep(1.0)
-                    for i in range(12):
-                        short = ["u0", "u1", "u4", "u5"][i % 4]
-                        room = "one" if short in ("u0", "u1") else "two"
-                        drops.append(team.clients[short].queue_send(
-                            team.room_ids[room], f"{short} drops {i}", drop="flushed" if i % 3 else "unflushed"))
-                        time.sleep(0.25)
-                    time.sleep(1.0)
-                    # Meanwhile, one client_id sent four ways at once, eight times over.
-                    races = []
-                    for i in range(8):
-                        client_id = f"race-{uuid.uuid4().hex[:12]}"
-                        team.extra_client_ids.add(client_id)
-                        races.append((client_id, same_client_id_at_once(team, "u3", "two", client_id, f"race {i}")))
-                facts["drops"] = drops
-                facts["races"] = races
-                # One socket sending fast without waiting for acks: ids follow its order.
-                burst = team.listener("u2", "b")
-                acks, done = {}, threading.Event()
-                client_ids = [f"burst-{uuid.uuid4().hex[:12]}" for _ in range(40)]
-                team.extra_client_ids.update(client_ids)
+            drops = []
+            with Traffic(team, seed=6):
+                time.sleep(1.0)
+                for i in range(12):
+                    short = ["u0", "u1", "u4", "u5"][i % 4]
+                    room = "one" if short in ("u0", "u1") else "two"
+                    drops.append(team.clients[short].queue_send(
+                        team.room_ids[room], f"{short} drops {i}", drop="flushed" if i % 3 else "unflushed"))
+                    time.sleep(0.25)
+                time.sleep(1.0)
+                # Meanwhile, one client_id sent four ways at once, eight times over.
+                races = []
+                for i in range(8):
+                    client_id = f"race-{uuid.uuid4().hex[:12]}"
+                    team.extra_client_ids.add(client_id)
+                    races.append((client_id, same_client_id_at_once(team, "u3", "two", client_id, f"race {i}")))
+            facts["drops"] = drops
+            facts["races"] = races
+            # One socket sending fast without waiting for acks: ids follow its order.
+            burst = team.listener("u2", "b")
+            acks, done = {}, threading.Event()
+            client_ids = [f"burst-{uuid.uuid4().hex[:12]}" for _ in range(40)]
+            team.extra_client_ids.update(client_ids)
 
-                def on_ack(client_id):
-                    def record(ack):
-                        acks[client_id] = ack
-                        if len(acks) == len(client_ids):
-                            done.set()
-                    return record
+            def on_ack(client_id):
+                def record(ack):
+                    acks[client_id] = ack
+                    if len(acks) == len(client_ids):
+                        done.set()
+                return record
 
-                for n, client_id in enumerate(client_ids):
-                    burst.client.emit("send", {"room_id": team.room_ids["one"], "body": f"burst {n}",
-                                               "client_id": client_id}, callback=on_ack(client_id))
-                done.wait(20)
-                facts["burst"] = (client_ids, acks)
-                yield finish("drop mid-send", team, facts, drops=len(drops),
-                             drops_stored_before_retry=sum(bool(s.duplicate) for s in drops),
-                             same_id_races=len(races), burst_acks=len(acks))
-            finally:
-                team.close()
+            for n, client_id in enumerate(client_ids):
+                burst.client.emit("send", {"room_id": team.room_ids["one"], "body": f"burst {n}",
+                                           "client_id": client_id}, callback=on_ack(client_id))
+            done.wait(20)
+            facts["burst"] = (client_ids, acks)
+            yield finish("drop mid-send", team, facts, drops=len(drops),
+                         drops_stored_before_retry=sum(bool(s.duplicate) for s in drops),
+                         same_id_races=len(races), burst_acks=len(acks))
 
     def test_a_send_dropped_mid_way_is_retried_with_its_client_id(self, outcome):
         drops = outcome.facts["drops"]
@@ -840,9 +830,7 @@ class TestLateCommit:
     @pytest.fixture(scope="class")
     @classmethod
     def outcome(cls, tmp_path_factory):
-        require_services()
-        with running_cluster(tmp_path_factory.mktemp("late-commit"), env=ENV) as cluster:
-            team = Team.create(cluster, "s6")
+        with team_on_cluster(tmp_path_factory, "late-commit", "s6") as (cluster, team, _):
             lock = None
             facts = {}
             try:
@@ -886,7 +874,6 @@ class TestLateCommit:
             finally:
                 if lock is not None:
                     lock.release()
-                team.close()
 
     def test_both_messages_are_stored_once(self, outcome):
         assert outcome.facts["slow_waiting"]
