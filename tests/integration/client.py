@@ -48,6 +48,16 @@ class Send:
     error: dict | None = None      # a refusal that is not worth retrying
 
 
+def wait_for(predicate, timeout: float) -> bool:
+    """Poll predicate until it holds or timeout passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
 class ReliableClient:
     """A Socket.IO + REST client for one user that keeps every room whole across faults."""
 
@@ -188,12 +198,7 @@ class ReliableClient:
 
     def wait_until(self, predicate, timeout: float) -> bool:
         """Poll predicate until it holds or timeout passes."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.05)
-        return predicate()
+        return wait_for(predicate, timeout)
 
     def idle(self) -> bool:
         """Connected with nothing left to send."""

@@ -25,7 +25,7 @@ import pytest
 import redis
 import requests
 
-from tests.integration.client import ReliableClient
+from tests.integration.client import ReliableClient, wait_for
 from tests.integration.cluster import Cluster, Listener, RedisServer, require_services, running_cluster
 
 # The fault clusters measure delivery, not the rate limits: six users sending every 50-100 ms
@@ -152,16 +152,6 @@ def stored_ids(cluster: Cluster, room_id: int) -> list[int]:
 
 def newest_id(cluster: Cluster) -> int:
     return cluster.sql("SELECT coalesce(max(id), 0) FROM messages")[0][0]
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    """Poll predicate until it holds or timeout passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def drain(clients, timeout: float = 30) -> bool:
