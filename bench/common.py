@@ -170,6 +170,19 @@ class Worker(_Process):
     stop_timeout = 20
 
 
+def _pg_admin(sql: str) -> None:
+    """Run one statement (CREATE/DROP DATABASE) on the PostgreSQL server, outside a transaction."""
+    import psycopg2
+
+    conn = psycopg2.connect(PG_ADMIN_URL)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
 class Backend:
     """A database of its own (PostgreSQL `chorus_bench_<id>` or a SQLite file) and a Redis namespace."""
 
@@ -207,26 +220,14 @@ class Backend:
     def create(self, root: Path | None = None) -> None:
         """Create the database and migrate it to head (with the migrations of root, by default ours)."""
         if self.kind == "postgres":
-            import psycopg2
-
-            conn = psycopg2.connect(PG_ADMIN_URL)
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{self.db_name}"')
-            conn.close()
+            _pg_admin(f'CREATE DATABASE "{self.db_name}"')
         subprocess.run([PYTHON, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=root or ROOT, env=self.env(),
                        check=True, capture_output=True, timeout=180)
 
     def drop(self) -> None:
         """Drop the database and every Redis key of the namespace."""
         if self.kind == "postgres":
-            import psycopg2
-
-            conn = psycopg2.connect(PG_ADMIN_URL)
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-            conn.close()
+            _pg_admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
         else:
             for suffix in ("", "-wal", "-shm"):
                 Path(self.db_name + suffix).unlink(missing_ok=True)
