@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
@@ -61,6 +62,12 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
+    # A login (a user_sessions row) ends this long after it began, whatever the cookies
+    # say; "keep me logged in" lasts as long.
+    SESSION_LIFETIME = timedelta(days=float(os.environ.get("SESSION_LIFETIME_DAYS", "30")))
+    REMEMBER_COOKIE_DURATION = SESSION_LIFETIME
+    # How often a session's last_seen_at is written, and a socket re-checks its session.
+    SESSION_TOUCH_SECONDS = float(os.environ.get("SESSION_TOUCH_SECONDS", "300"))
     WTF_CSRF_TIME_LIMIT = None
     DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "chorus-demo")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

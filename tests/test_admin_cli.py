@@ -127,10 +127,11 @@ def test_admin_action_checks_csrf_when_enabled(tmp_path):
         root = UserFactory(username="root", is_admin=True)
         bob = SimpleNamespace(id=UserFactory(username="bob").id)
         root_id = root.id
+        login_id = users.do_start_session(root).get_id()
     try:
         client = app.test_client()
         with client.session_transaction() as sess:
-            sess["_user_id"] = str(root_id)
+            sess["_user_id"] = login_id
             sess["_fresh"] = True
         page = client.get("/admin/user/").get_data(as_text=True)
         token = re.search(r'id="action_form".*?name="csrf_token" value="([^"]+)"', page, re.S).group(1)

@@ -618,8 +618,12 @@ def _cookie_client(app, user):
     with app.test_request_context():
         token = generate_csrf()
         raw = session["csrf_token"]
+    with app.app_context():
+        from app.actions import users
+
+        login_id = users.do_start_session(db.session.get(User, user.id)).get_id()
     with client.session_transaction() as sess:
-        sess["_user_id"] = str(user.id)
+        sess["_user_id"] = login_id
         sess["_fresh"] = True
         sess["csrf_token"] = raw
     return client, token

@@ -1,17 +1,20 @@
-"""Accounts, logins and API tokens."""
+"""Accounts, logins, login sessions and API tokens."""
 from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from flask import current_app
+from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app import events, ratelimit
 from app.extensions import db
 from app.lib import validation
 from app.lib.errors import ChatError
-from app.models import ApiToken, User
+from app.models import ApiToken, Login, User, UserSession
 from app.models.base import utcnow
 
 
@@ -94,6 +97,156 @@ def get_user_by_token(token: str) -> User | None:
     return user
 
 
+# --- Login sessions: one user_sessions row per browser login -------------------------------
+
+def do_start_session(user: User, user_agent: str | None = None, address: str | None = None) -> User:
+    """Open a login session for a user who has just proved who they are; returns the user carrying it.
+
+    The session's secret goes into the user's id (`User.get_id`), and so into the session
+    and remember cookies; only its digest is stored.
+    """
+    now = utcnow()
+    lifetime = current_app.config["SESSION_LIFETIME"]
+    secret = secrets.token_urlsafe(32)
+    # Rows that can never load anyone again go at the user's next login: the table stays small.
+    db.session.execute(db.delete(UserSession).where(
+        UserSession.user_id == user.id,
+        or_(UserSession.revoked_at.is_not(None), UserSession.created_at <= now - lifetime),
+    ))
+    row = UserSession(
+        user_id=user.id, secret_hash=_digest(secret), created_at=now, last_seen_at=now,
+        user_agent=_clean_agent(user_agent), address=(address or "")[:64],
+    )
+    db.session.add(row)
+    db.session.flush()
+    user.login = Login(row.id, secret, now + lifetime)
+    db.session.commit()
+    return user
+
+
+def get_user_by_session(login_id: str, address: str | None = None) -> User | None:
+    """The active user of a login session ("<user id>:<secret>"), or None; one query.
+
+    It runs on every cookie request. Every SESSION_TOUCH_SECONDS it also records when and
+    from where the session was last seen, in a transaction of its own so the request's
+    session and objects stay as they are.
+    """
+    user_id, _, secret = login_id.partition(":")
+    if not (user_id.isascii() and user_id.isdigit()) or not 0 < int(user_id) <= validation.MAX_ID:
+        return None
+    if not 16 <= len(secret) <= 128:
+        return None
+    now = utcnow()
+    lifetime = current_app.config["SESSION_LIFETIME"]
+    found = db.session.execute(
+        db.select(User, UserSession).join(UserSession, UserSession.user_id == User.id)
+        .where(UserSession.secret_hash == _digest(secret), UserSession.user_id == int(user_id),
+               UserSession.revoked_at.is_(None), UserSession.created_at > now - lifetime)
+    ).one_or_none()
+    if found is None:
+        return None
+    user, row = found
+    if user.is_disabled:
+        return None
+    user.login = Login(row.id, secret, row.created_at + lifetime)
+    if now - row.last_seen_at >= timedelta(seconds=current_app.config["SESSION_TOUCH_SECONDS"]):
+        with Session(db.engine) as side:
+            side.execute(db.update(UserSession).where(UserSession.id == row.id)
+                         .values(last_seen_at=now, address=(address or row.address)[:64]))
+            side.commit()
+    return user
+
+
+def get_active_sessions(user: User) -> list[UserSession]:
+    """The user's sessions that still work, most recently seen first."""
+    lifetime = current_app.config["SESSION_LIFETIME"]
+    return list(db.session.execute(
+        db.select(UserSession)
+        .where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None),
+               UserSession.created_at > utcnow() - lifetime)
+        .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())
+    ).scalars())
+
+
+def do_end_session(user: User) -> None:
+    """Log out: revoke the session the user came in through and close their sockets.
+
+    Sockets are kept per user, not per session, so all of them close; those of the user's
+    other sessions reconnect with their own, still valid, cookies.
+    """
+    if user.login is not None:
+        db.session.execute(
+            db.update(UserSession)
+            .where(UserSession.id == user.login.session_id, UserSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+    events.disconnect_user_on_commit(user.id)
+    db.session.commit()
+
+
+def do_revoke_session(user: User, session_id: int) -> None:
+    """End one of the user's sessions (a lost laptop, say); ending one twice is harmless."""
+    row = db.session.get(UserSession, session_id) if 0 < session_id <= validation.MAX_ID else None
+    if row is None or row.user_id != user.id:
+        raise ChatError("not_found", "No such session.")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        events.disconnect_user_on_commit(user.id)
+        db.session.commit()
+
+
+def do_end_all_sessions(user: User, *, keep_current: bool = False) -> int:
+    """Log out everywhere: revoke every session of the user (all but the current one with
+    keep_current) and close their sockets; returns how many were revoked."""
+    revoked = _revoke_sessions(user.id, keep=user.login if keep_current else None)
+    db.session.commit()
+    return revoked
+
+
+def _revoke_sessions(user_id: int, keep: Login | None = None) -> int:
+    """Revoke the user's live sessions but keep, and close their sockets after commit."""
+    query = db.update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+    if keep is not None:
+        query = query.where(UserSession.id != keep.session_id)
+    revoked = db.session.execute(query.values(revoked_at=utcnow())).rowcount
+    events.disconnect_user_on_commit(user_id)
+    return revoked
+
+
+_PASSWORD_MESSAGE = "Too many wrong passwords; wait a moment and try again."
+
+
+def do_change_password(user: User, current_password: str, new_password: str) -> int:
+    """Change the password, given the current one; every other session ends and every
+    socket closes. Returns how many sessions ended.
+
+    The session the change came through stays logged in. API tokens are separate
+    credentials and keep working (the account page lists them for review).
+    """
+    row = db.session.get(User, user.id)
+    limit = current_app.config["LOGIN_FAILURES_PER_ACCOUNT"]
+    # Wrong guesses count like failed logins, so a stolen session cannot try passwords at will.
+    ratelimit.limiter().check(limit, "password-fail", str(user.id), message=_PASSWORD_MESSAGE)
+    if row is None or not row.check_password(current_password):
+        ratelimit.limiter().count(limit, "password-fail", str(user.id))
+        raise ChatError("wrong_password", "The current password is not right.", status=403,
+                        field="current_password")
+    try:
+        validation.check_password(new_password)
+    except ChatError as exc:
+        raise ChatError(exc.code, exc.message, field="new_password") from None
+    if new_password == current_password:
+        raise ChatError("invalid", "Choose a password different from the current one.", field="new_password")
+    row.set_password(new_password)
+    revoked = _revoke_sessions(user.id, keep=user.login)
+    db.session.commit()
+    return revoked
+
+
+def _clean_agent(user_agent: str | None) -> str:
+    return validation.clean_text(user_agent or "").replace("\n", " ").strip()[:256]
+
+
 def do_set_admin(user: User, is_admin: bool = True) -> User:
     """Grant or withdraw administrator rights."""
     user.is_admin = is_admin
@@ -105,7 +258,8 @@ def do_disable_user(user: User, disabled: bool = True) -> User:
     """Disable or re-enable an account; a disabled user's live sockets close at once."""
     user.is_disabled = disabled
     if disabled:
-        events.disconnect_user_on_commit(user.id)
+        # Re-enabling the account must not bring back the sessions it had (one may be an intruder's).
+        _revoke_sessions(user.id)
     db.session.commit()
     return user
 

@@ -28,3 +28,12 @@ class RegisterForm(FlaskForm):
     display_name = StringField("Display name", validators=[Optional(), Length(max=64)])
     password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=256)])
     confirm = PasswordField("Repeat password", validators=[EqualTo("password", message="Passwords differ.")])
+
+
+class PasswordForm(FlaskForm):
+    """A new password, given the current one."""
+
+    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=256)])
+    new_password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=256)])
+    confirm = PasswordField("Repeat the new password",
+                            validators=[EqualTo("new_password", message="Passwords differ.")])

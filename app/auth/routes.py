@@ -5,24 +5,30 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 
-from app import events
 from app.actions import users
 from app.auth import bp
-from app.auth.forms import LoginForm, RegisterForm, TokenForm
-from app.extensions import db, login_manager
+from app.auth.forms import LoginForm, PasswordForm, RegisterForm, TokenForm
+from app.extensions import login_manager
 from app.lib.errors import ChatError
 from app.lib import serializers
-from app.models import User
 from app.realtime import identity
 from app.security import limiter
 
 
 @login_manager.user_loader
 def load_user(user_id: str):
-    """Flask-Login: the user stored in the session (a socket's own copy during its events)."""
-    if not user_id.isdigit():
-        return None
-    return identity.connected_user(int(user_id)) or db.session.get(User, int(user_id))
+    """Flask-Login: the user of the login session named in the cookie ("<user id>:<secret>").
+
+    During a socket's events, the socket's own copy (no query); otherwise one query for the
+    user and the session, which must be neither revoked nor expired.
+    """
+    user = identity.connected_user(user_id)
+    if user is not None:
+        return user
+    user = users.get_user_by_session(user_id, request.remote_addr)
+    if user is not None and identity.is_socket_event():
+        identity.remember(user)  # a socket re-checking its session keeps the fresh copy
+    return user
 
 
 @login_manager.request_loader
@@ -64,6 +70,7 @@ def login():
             flash(exc.message, "error")
             status = exc.status
         else:
+            users.do_start_session(user, request.user_agent.string, request.remote_addr)
             login_user(user, remember=form.remember.data)
             return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form), status
@@ -83,6 +90,7 @@ def register():
             field = getattr(form, exc.field, None) if exc.field else None
             (field.errors if field is not None else form.form_errors).append(exc.message)
         else:
+            users.do_start_session(user, request.user_agent.string, request.remote_addr)
             login_user(user)
             return redirect(url_for("chat.index"))
     status = 400 if form.is_submitted() else 200
@@ -92,17 +100,72 @@ def register():
 @bp.get("/account")
 @login_required
 def account():
-    """The profile page: API tokens for bots and scripts."""
+    """The profile page: password, login sessions, API tokens for bots and scripts."""
     return _account_page()
 
 
-def _account_page(new_token: str | None = None, status: int = 200):
+def _account_page(new_token: str | None = None, status: int = 200, password_form: PasswordForm | None = None):
     from app.chat.routes import page_context  # the sidebar and bell every signed-in page shows
 
     tokens = [serializers.token_dict(t) for t in users.get_api_tokens(current_user)]
+    current = current_user.login.session_id if current_user.login is not None else None
+    sessions = [serializers.session_dict(s, current_id=current) for s in users.get_active_sessions(current_user)]
     return render_template(
-        "account/tokens.html", tokens=tokens, token_form=TokenForm(), new_token=new_token, **page_context()
+        "account/tokens.html", tokens=tokens, token_form=TokenForm(), new_token=new_token,
+        sessions=sessions, password_form=password_form or PasswordForm(formdata=None), **page_context()
     ), status
+
+
+@bp.post("/account/password")
+@login_required
+def change_password():
+    """Change the password; every other session is logged out."""
+    form = PasswordForm()
+    if not form.validate_on_submit():
+        return _account_page(status=400, password_form=form)
+    try:
+        revoked = users.do_change_password(current_user, form.current_password.data, form.new_password.data)
+    except ChatError as exc:
+        field = getattr(form, exc.field, None) if exc.field else None
+        (field.errors if field is not None else form.form_errors).append(exc.message)
+        if exc.code == "rate_limited":
+            flash(exc.message, "error")
+        return _account_page(status=exc.status, password_form=form)
+    flash(f"Password changed. {_sessions_ended(revoked)}", "info")
+    return redirect(url_for("auth.account"))
+
+
+@bp.post("/account/sessions/<int:session_id>/revoke")
+@login_required
+def revoke_session(session_id: int):
+    """Log one session out; revoking this one is a logout."""
+    if FlaskForm().validate_on_submit():
+        try:
+            users.do_revoke_session(current_user, session_id)
+        except ChatError as exc:
+            flash(exc.message, "error")
+        else:
+            if current_user.login is not None and current_user.login.session_id == session_id:
+                logout_user()
+                return redirect(url_for("auth.login"))
+            flash("Session logged out.", "info")
+    return redirect(url_for("auth.account"))
+
+
+@bp.post("/account/sessions/logout-all")
+@login_required
+def logout_everywhere():
+    """Log out every session of the account, this one included."""
+    if not FlaskForm().validate_on_submit():
+        return redirect(url_for("auth.account"))
+    revoked = users.do_end_all_sessions(current_user)
+    logout_user()
+    flash(f"Logged out everywhere. {_sessions_ended(revoked)}", "info")
+    return redirect(url_for("auth.login"))
+
+
+def _sessions_ended(count: int) -> str:
+    return f"{count} session{'' if count == 1 else 's'} ended."
 
 
 @bp.post("/account/tokens")
@@ -134,8 +197,7 @@ def revoke_token(token_id: int):
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
-    """Log out; the user's live sockets close with the session."""
-    user_id = current_user.id
+    """Log out: the session is revoked (its cookies die with it) and the user's sockets close."""
+    users.do_end_session(current_user)
     logout_user()
-    events.disconnect_user_now(user_id)
     return redirect(url_for("auth.login"))

@@ -28,6 +28,18 @@ def token_dict(token) -> dict:
     }
 
 
+def session_dict(session, *, current_id: int | None = None) -> dict:
+    """A login session as the account page and `GET /api/v1/me/sessions` list it."""
+    return {
+        "id": session.id,
+        "created_at": iso(session.created_at),
+        "last_seen_at": iso(session.last_seen_at),
+        "user_agent": session.user_agent,
+        "address": session.address,
+        "current": session.id == current_id,
+    }
+
+
 def room_dict(room: Room, *, is_member: bool, member_count: int, unread: int | None = None) -> dict:
     """A room as listed in the directory."""
     data = {

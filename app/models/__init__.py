@@ -2,6 +2,6 @@
 from app.models.messages import Mention, Message
 from app.models.notifications import Notification
 from app.models.rooms import Membership, Room
-from app.models.users import ApiToken, User
+from app.models.users import ApiToken, Login, User, UserSession
 
-__all__ = ["ApiToken", "Membership", "Mention", "Message", "Notification", "Room", "User"]
+__all__ = ["ApiToken", "Login", "Membership", "Mention", "Message", "Notification", "Room", "User", "UserSession"]

@@ -1,6 +1,7 @@
-"""People and their API tokens."""
+"""People, their login sessions and their API tokens."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask_login import UserMixin
@@ -10,6 +11,15 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
 from app.models.base import UTCDateTime, utcnow
+
+
+@dataclass(frozen=True)
+class Login:
+    """The browser session a request's user came in through (not a column)."""
+
+    session_id: int
+    secret: str
+    expires_at: datetime
 
 
 class User(UserMixin, db.Model):
@@ -28,6 +38,21 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
     tokens = relationship("ApiToken", back_populates="user", cascade="all, delete-orphan")
+
+    # Set by the session loader (app.actions.users) for a user who came in with a session
+    # cookie; None for bearer tokens and for users loaded any other way.
+    login = None
+
+    def get_id(self) -> str:
+        """Flask-Login: "<user id>:<session secret>", kept in the session and the remember cookie.
+
+        The secret names one row of user_sessions, so a cookie lives exactly as long as
+        that row: revoking it ends the session and the remember cookie together. Without a
+        login (a bearer-token socket) it is the bare id, which no cookie loader accepts.
+        """
+        if self.login is None:
+            return str(self.id)
+        return f"{self.id}:{self.login.secret}"
 
     def set_password(self, password: str) -> None:
         """Hash and store a new password."""
@@ -66,3 +91,23 @@ class ApiToken(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     user = relationship("User", back_populates="tokens")
+
+
+class UserSession(db.Model):
+    """One login from one browser; only the SHA-256 digest of its secret is stored.
+
+    The row is what makes a session cookie revocable: logout, "log out everywhere" and a
+    password change set revoked_at, and a cookie whose row is revoked or expired loads no user.
+    """
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    # Written at most every SESSION_TOUCH_SECONDS, so a busy session is not a write per request.
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    user_agent: Mapped[str] = mapped_column(String(256), nullable=False, default="")
+    address: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
