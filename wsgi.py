@@ -33,6 +33,7 @@ from app.extensions import socketio  # noqa: E402
 from app.ops.health import check_services, describe  # noqa: E402
 from app.ops.jobs import start_background_jobs  # noqa: E402
 from app.ops.serving import listening_socket  # noqa: E402
+from app.realtime.deadline import start_auth_deadline  # noqa: E402
 from app.security import ConfigError  # noqa: E402
 
 
@@ -49,22 +50,146 @@ def _open_file_budget(connections: int) -> int:
     return max(1, min(connections, soft - spare))
 
 
-def _eventlet_protocol():
-    """eventlet's HTTP handler with per-connection buffers sized for long-lived websockets.
+def _eventlet_protocol(config):
+    """eventlet's HTTP handler with small buffers, deadlines for reading requests, and a per-address cap.
 
-    eventlet keeps a buffered reader (8 KiB) and writer (16 KiB) for each connection's whole
-    life, and a websocket never uses them after its handshake: eventlet's websocket reads
-    and writes the socket itself. With 10,000 idle sockets that was about 7 KB of each
-    one's resident memory. Requests are read through a 512-byte buffer (longer lines take
-    more recv calls; large reads go straight into the caller's buffer), and a connection
-    asking to upgrade to a websocket swaps its writer for a 256-byte one before the
-    response, which then carries only the handshake or its refusal. Plain HTTP keeps the
-    16 KiB writer, so a response still leaves in one send.
+    Buffers: eventlet keeps a buffered reader (8 KiB) and writer (16 KiB) for each
+    connection's whole life, and a websocket never uses them after its handshake:
+    eventlet's websocket reads and writes the socket itself. With 10,000 idle sockets that
+    was about 7 KB of each one's resident memory. Requests are read through a 512-byte
+    buffer (longer lines take more recv calls; large reads go straight into the caller's
+    buffer), and a connection asking to upgrade to a websocket swaps its writer for a
+    256-byte one before the response, which then carries only the handshake or its
+    refusal. Plain HTTP keeps the 16 KiB writer, so a response still leaves in one send.
+
+    Deadlines: eventlet waits for a request line and headers for ever, so clients that
+    send half a request (slowloris) held connection slots until none was left. A request's
+    line and headers must now arrive within HTTP_HEADER_TIMEOUT of the connection opening
+    or of its first byte, its body within HTTP_BODY_TIMEOUT of its headers, and a
+    keep-alive connection may sit idle between requests for HTTP_KEEPALIVE_TIMEOUT. Each is
+    one deadline for the whole phase, not a per-read timeout that a byte now and then
+    resets. None applies while the application runs: a websocket after its handshake and
+    a long poll waiting for data are untouched.
+
+    Cap: one peer address (an IPv6 /64) may hold MAX_CONNECTIONS_PER_ADDRESS connections;
+    the next is answered 429 and closed. Off behind TRUSTED_PROXIES, where every peer is a
+    proxy and the proxy caps connections per client (docs/DEPLOY.md).
     """
+    import socket
+    import time
+
+    import eventlet
     import eventlet.wsgi
+
+    from app.ops.limits_conn import ConnectionCounter, address_key, refusal_http_response
+
+    header_timeout = config["HTTP_HEADER_TIMEOUT"]
+    body_timeout = config["HTTP_BODY_TIMEOUT"]
+    keepalive_timeout = config["HTTP_KEEPALIVE_TIMEOUT"]
+    per_address = ConnectionCounter(0 if config["TRUSTED_PROXIES"] else config["MAX_CONNECTIONS_PER_ADDRESS"])
+    refusal = refusal_http_response("Too many connections from your address; close some and retry.")
+
+    class BodyReader:
+        """The reader of one request's body, allowed body_timeout seconds in all."""
+
+        def __init__(self, rfile, protocol):
+            self.rfile = rfile
+            self.protocol = protocol
+            self.deadline = time.monotonic() + body_timeout
+
+        def read(self, size=-1):
+            return self._within(self.rfile.read, size)
+
+        def readline(self, size=-1):
+            return self._within(self.rfile.readline, size)
+
+        def _within(self, read, size):
+            remaining = self.deadline - time.monotonic()
+            if remaining > 0:
+                timer = eventlet.Timeout(remaining)
+                try:
+                    return read(size)
+                except eventlet.Timeout as exc:
+                    if exc is not timer:
+                        raise
+                finally:
+                    timer.cancel()
+            # Past the deadline the body ends here (the application sees a short body, a
+            # 400 for Flask) and the connection closes after the response.
+            self.protocol.close_connection = 1
+            return b""
 
     class HttpProtocol(eventlet.wsgi.HttpProtocol):
         rbufsize = 512
+        served = False  # a request was read on this connection already
+        head_timer = None
+
+        def handle(self):
+            host = self.client_address[0] if isinstance(self.client_address, tuple) else ""
+            key = address_key(host)
+            if not per_address.acquire(key):
+                self.refuse()
+                return
+            try:
+                super().handle()
+            finally:
+                per_address.release(key)
+
+        def refuse(self):
+            """Answer 429 without waiting for the request, then close without resetting the answer away."""
+            self.close_connection = 1
+            try:
+                self.wfile.write(refusal)
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_WR)
+                # Read what the client sends meanwhile: closing with unread data would
+                # send a reset, and the client could lose the answer.
+                with eventlet.Timeout(1, False):
+                    while self.connection.recv(4096):
+                        pass
+            except OSError:
+                pass
+
+        def handle_one_request(self):
+            if self.served and keepalive_timeout > 0 and not self.next_request_begins():
+                self.close_connection = 1
+                return
+            self.served = True
+            timer = self.head_timer = eventlet.Timeout(header_timeout) if header_timeout > 0 else None
+            try:
+                super().handle_one_request()
+            except eventlet.Timeout as exc:
+                if exc is not timer:
+                    raise
+                self.close_connection = 1
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                self.head_timer = None
+
+        def next_request_begins(self):
+            """Wait up to keepalive_timeout for the first byte of another request; False if none came."""
+            timer = eventlet.Timeout(keepalive_timeout)
+            try:
+                return bool(self.rfile.peek(1))
+            except eventlet.Timeout as exc:
+                if exc is not timer:
+                    raise
+                return False
+            except OSError:
+                return False
+            finally:
+                timer.cancel()
+
+        def get_environ(self):
+            # Called once the line and headers are read and checked: the head's deadline ends.
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+            environ = super().get_environ()
+            request_input = environ["eventlet.input"]
+            if body_timeout > 0 and (request_input.chunked_input or request_input.content_length):
+                request_input.rfile = BodyReader(request_input.rfile, self)
+            return environ
 
         def handle_one_response(self):
             if self.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
@@ -88,6 +213,7 @@ if __name__ == "__main__":
         print(f"chorus: cannot start: {describe(problems)}", file=sys.stderr)
         sys.exit(2)
     start_background_jobs(app)
+    start_auth_deadline(app)
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
     if ASYNC_MODE == "eventlet":
@@ -102,7 +228,7 @@ if __name__ == "__main__":
         # app.wsgi_app rather than app: Flask.__call__ only forwards to it, and a call through
         # an object's __call__ is one more C frame in every socket's saved greenlet stack.
         eventlet.wsgi.server(listener, app.wsgi_app, log_output=False, max_size=max_size,
-                             protocol=_eventlet_protocol())
+                             protocol=_eventlet_protocol(app.config))
     else:
         print(f"Chorus serving on http://{host}:{port} ({ASYNC_MODE})", flush=True)
         socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=ASYNC_MODE == "threading")

@@ -79,6 +79,19 @@ class Config:
     # How many reverse proxies (nginx) stand in front; their X-Forwarded-* headers are trusted.
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
 
+    # Server resources (docs/SECURITY.md, "Server resources"). An Engine.IO session must
+    # connect to the Socket.IO namespace (log in) within SOCKET_AUTH_TIMEOUT seconds, and
+    # one client address may have MAX_UNAUTHENTICATED_SOCKETS_PER_ADDRESS such sessions
+    # waiting at once. The HTTP_* timeouts and MAX_CONNECTIONS_PER_ADDRESS apply to the
+    # eventlet server of wsgi.py; the per-address TCP cap is off behind TRUSTED_PROXIES,
+    # where every peer is the proxy. 0 turns any of them off.
+    SOCKET_AUTH_TIMEOUT = float(os.environ.get("SOCKET_AUTH_TIMEOUT", "5"))
+    MAX_UNAUTHENTICATED_SOCKETS_PER_ADDRESS = int(os.environ.get("MAX_UNAUTHENTICATED_SOCKETS_PER_ADDRESS", "50"))
+    MAX_CONNECTIONS_PER_ADDRESS = int(os.environ.get("MAX_CONNECTIONS_PER_ADDRESS", "200"))
+    HTTP_HEADER_TIMEOUT = float(os.environ.get("HTTP_HEADER_TIMEOUT", "10"))
+    HTTP_BODY_TIMEOUT = float(os.environ.get("HTTP_BODY_TIMEOUT", "30"))
+    HTTP_KEEPALIVE_TIMEOUT = float(os.environ.get("HTTP_KEEPALIVE_TIMEOUT", "15"))
+
     # Rate limits (the `limits` notation). HTTP through Flask-Limiter, sockets and login
     # failures through app.ratelimit; the storage is Redis in cluster mode, memory otherwise.
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
