@@ -6,11 +6,12 @@ The server runs with deadlines of about a second so that the tests stay quick. T
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -31,47 +32,71 @@ POOL = 40  # MAX_CONNECTIONS: the eventlet server's connection slots
 SLACK = 2.0
 
 
+SETTINGS = {
+    "SOCKET_AUTH_TIMEOUT": AUTH_TIMEOUT, "HTTP_HEADER_TIMEOUT": HEADER_TIMEOUT, "HTTP_BODY_TIMEOUT": BODY_TIMEOUT,
+    "HTTP_KEEPALIVE_TIMEOUT": KEEPALIVE_TIMEOUT, "MAX_CONNECTIONS_PER_ADDRESS": PER_ADDRESS,
+    "MAX_UNAUTHENTICATED_SOCKETS_PER_ADDRESS": WAITING_PER_ADDRESS, "MAX_CONNECTIONS": POOL, "TRUSTED_PROXIES": 0,
+}
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """wsgi.py (eventlet, embedded mode) with short deadlines and small caps."""
-    tmp = tmp_path_factory.mktemp("limits")
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'limits.db'}", "PORT": str(port),
-           "SECRET_KEY": "resource-limits-secret-0123456789abcdef",
-           "SOCKET_AUTH_TIMEOUT": str(AUTH_TIMEOUT), "HTTP_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
-           "HTTP_BODY_TIMEOUT": str(BODY_TIMEOUT), "HTTP_KEEPALIVE_TIMEOUT": str(KEEPALIVE_TIMEOUT),
-           "MAX_CONNECTIONS_PER_ADDRESS": str(PER_ADDRESS),
-           "MAX_UNAUTHENTICATED_SOCKETS_PER_ADDRESS": str(WAITING_PER_ADDRESS),
-           "MAX_CONNECTIONS": str(POOL), "TRUSTED_PROXIES": "0"}
-    env.pop("REDIS_URL", None)
+def migrated(tmp_path_factory):
+    """An empty, migrated SQLite database that each server starts from a copy of."""
+    path = tmp_path_factory.mktemp("schema") / "schema.db"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{path}", "SECRET_KEY": "resource-limits-secret-0123456789abcdef"}
     subprocess.run([sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT, env=env,
                    check=True, capture_output=True, timeout=120)
+    return path
+
+
+@contextmanager
+def running_server(tmp, migrated, **settings):
+    """wsgi.py in the embedded mode with `settings` over SETTINGS, and two users in one room."""
+    port = free_port()
+    shutil.copyfile(migrated, tmp / "limits.db")
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'limits.db'}", "PORT": str(port),
+           "SECRET_KEY": "resource-limits-secret-0123456789abcdef",
+           **{name: str(value) for name, value in {**SETTINGS, **settings}.items()}}
+    env.pop("REDIS_URL", None)
     log = open(tmp / "server.log", "wb")
     proc = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError((tmp / "server.log").read_text())
+        tokens = {}
+        for name in ("alice", "bob"):
+            created = requests.post(f"{url}/api/v1/users", json={"username": name, "password": PASSWORD})
+            assert created.status_code == 201
+            tokens[name] = requests.post(f"{url}/api/v1/auth/token",
+                                         json={"username": name, "password": PASSWORD}).json()["token"]
+        room = requests.post(f"{url}/api/v1/rooms", json={"name": "general"},
+                             headers={"Authorization": f"Bearer {tokens['alice']}"}).json()
+        requests.post(f"{url}/api/v1/rooms/{room['id']}/members", json={"username": "bob"},
+                      headers={"Authorization": f"Bearer {tokens['alice']}"})
+        yield {"url": url, "port": port, "tokens": tokens, "room_id": room["id"], "proc": proc,
+               "log": tmp / "server.log"}
+    finally:
+        proc.terminate()
         try:
-            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError((tmp / "server.log").read_text())
-    tokens = {}
-    for name in ("alice", "bob"):
-        assert requests.post(f"{url}/api/v1/users", json={"username": name, "password": PASSWORD}).status_code == 201
-        tokens[name] = requests.post(f"{url}/api/v1/auth/token",
-                                     json={"username": name, "password": PASSWORD}).json()["token"]
-    room = requests.post(f"{url}/api/v1/rooms", json={"name": "general"},
-                         headers={"Authorization": f"Bearer {tokens['alice']}"}).json()
-    requests.post(f"{url}/api/v1/rooms/{room['id']}/members", json={"username": "bob"},
-                  headers={"Authorization": f"Bearer {tokens['alice']}"})
-    yield {"url": url, "port": port, "tokens": tokens, "room_id": room["id"], "proc": proc,
-           "log": tmp / "server.log"}
-    proc.terminate()
-    proc.wait(timeout=20)
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, migrated):
+    """The eventlet server as `make run` serves it, with short deadlines and small caps."""
+    with running_server(tmp_path_factory.mktemp("limits"), migrated) as running:
+        yield running
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -405,3 +430,60 @@ def test_the_server_is_still_healthy(server):
     assert healthz_seconds(server) < 1.0
     log = server["log"].read_text(errors="replace")
     assert "Traceback" not in log, log[-3000:]
+
+
+# --- behind a proxy, and in the other async modes ----------------------------------------------
+
+def test_behind_a_proxy_the_caps_count_the_forwarded_client_address(tmp_path, migrated):
+    """Every TCP peer is the proxy: no TCP cap (the proxy's job); waiting sessions count per X-Forwarded-For."""
+    with running_server(tmp_path, migrated, TRUSTED_PROXIES=1, MAX_CONNECTIONS_PER_ADDRESS=2) as proxied:
+        def handshake(client):
+            # The proxy appends the address it saw; what the client wrote before it is not trusted.
+            return http_get(proxied, "/socket.io/?EIO=4&transport=polling",
+                            headers={"X-Forwarded-For": f"203.0.113.9, {client}"})[0]
+
+        held = [tcp(proxied) for _ in range(4)]  # more than MAX_CONNECTIONS_PER_ADDRESS from the "proxy"
+        try:
+            assert http_get(proxied, "/healthz")[0] == 200
+            assert [handshake("198.51.100.7") for _ in range(WAITING_PER_ADDRESS)] == [200] * WAITING_PER_ADDRESS
+            assert handshake("198.51.100.7") == 429
+            assert handshake("198.51.100.8") == 200
+        finally:
+            for sock in held:
+                sock.close()
+
+
+@pytest.mark.parametrize("mode", ["gevent", "threading"])
+def test_the_login_deadline_holds_in_the_other_async_modes(tmp_path, migrated, mode):
+    """The deadline is app code on the async mode's own tasks: it holds under gevent and threads too."""
+    with running_server(tmp_path, migrated, SOCKETIO_ASYNC_MODE=mode) as other:
+        status, sid = polling_handshake(other, "127.0.0.4")
+        assert status == 200
+        try:
+            status, body = poll(other, sid, "127.0.0.4", timeout=AUTH_TIMEOUT + SLACK)
+        except socket.timeout:
+            pytest.fail(f"{mode}: the server kept a polling session that never logged in")
+        assert "1" in eio_packets(body) or status == 400
+        ws = raw_websocket(other, "127.0.0.4")
+        assert websocket_closed_within(ws, AUTH_TIMEOUT + SLACK) is not None
+        alice = connect(other, "alice")
+        try:
+            time.sleep(2 * AUTH_TIMEOUT + 0.5)
+            assert alice.connected
+            ack = alice.call("send", {"room_id": other["room_id"], "body": "hello", "client_id": mode}, timeout=10)
+            assert ack["ok"] is True
+        finally:
+            alice.disconnect()
+
+
+def test_an_ipv6_client_is_counted_by_its_64_network():
+    """One IPv6 host picks addresses from a whole /64: counting single addresses would cap nothing."""
+    from app.ops.limits_conn import address_key, client_address
+
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::2") == "2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
+    assert address_key("::ffff:192.0.2.7") == "192.0.2.7" and address_key("192.0.2.7") == "192.0.2.7"
+    forwarded = {"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": "203.0.113.9, 198.51.100.7"}
+    assert client_address(forwarded, 0) == "10.0.0.2"
+    assert client_address(forwarded, 1) == "198.51.100.7"
+    assert client_address(forwarded, 3) == "10.0.0.2"  # fewer entries than proxies: not trusted
