@@ -14,17 +14,19 @@ REFUSAL_CODE = "too_many_connections"
 RETRY_AFTER_SECONDS = 5
 
 
-def client_address(environ: dict, trusted_proxies: int) -> str:
-    """The client's address: the X-Forwarded-For entry the outermost trusted proxy wrote, else the peer's.
+def client_address(environ: dict, trusted_proxies: int) -> str | None:
+    """The client's address: the peer's, or behind proxies the X-Forwarded-For entry the outermost one wrote.
 
     The same rule as werkzeug's ProxyFix, which Socket.IO requests never pass through
-    (Flask-SocketIO's middleware sits outside it).
+    (Flask-SocketIO's middleware sits outside it). None behind proxies that did not say:
+    the peer is then a proxy, and counting it would count every client as one.
     """
-    if trusted_proxies > 0:
-        forwarded = [part.strip() for part in environ.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        if len(forwarded) >= trusted_proxies and forwarded[-trusted_proxies]:
-            return forwarded[-trusted_proxies]
-    return environ.get("REMOTE_ADDR") or ""
+    if trusted_proxies <= 0:
+        return environ.get("REMOTE_ADDR") or ""
+    forwarded = [part.strip() for part in environ.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    if len(forwarded) >= trusted_proxies and forwarded[-trusted_proxies]:
+        return forwarded[-trusted_proxies]
+    return None
 
 
 def address_key(address: str) -> str:

@@ -40,24 +40,26 @@ class UnauthenticatedSockets:
         self.timeout = timeout
         self.per_address = per_address
         self.trusted_proxies = trusted_proxies
-        self._since: dict[str, tuple[float, str]] = {}  # eio sid -> (noted at, address key)
+        self._since: dict[str, tuple[float, str | None]] = {}  # eio sid -> (noted at, address key)
         self._by_key: dict[str, set[str]] = {}
         self._lock = threading.Lock()
 
-    def key_of(self, environ: dict) -> str:
-        """The address key a request counts under."""
-        return address_key(client_address(environ, self.trusted_proxies))
+    def key_of(self, environ: dict) -> str | None:
+        """The address key a request counts under; None when the proxies in front did not name the client."""
+        address = client_address(environ, self.trusted_proxies)
+        return None if address is None else address_key(address)
 
     def note(self, eio_sid: str, environ: dict) -> None:
         """A session was opened: start its clock."""
         key = self.key_of(environ)
         with self._lock:
             self._since[eio_sid] = (time.monotonic(), key)
-            self._by_key.setdefault(key, set()).add(eio_sid)
+            if key is not None:
+                self._by_key.setdefault(key, set()).add(eio_sid)
 
-    def admits(self, key: str) -> bool:
-        """Whether a handshake from `key` may open one more session."""
-        if self.per_address <= 0:
+    def admits(self, key: str | None) -> bool:
+        """Whether a handshake from `key` may open one more session (always, for an unknown client)."""
+        if self.per_address <= 0 or key is None:
             return True
         with self._lock:
             sids = list(self._by_key.get(key, ()))

@@ -448,6 +448,9 @@ def test_behind_a_proxy_the_caps_count_the_forwarded_client_address(tmp_path, mi
             assert [handshake("198.51.100.7") for _ in range(WAITING_PER_ADDRESS)] == [200] * WAITING_PER_ADDRESS
             assert handshake("198.51.100.7") == 429
             assert handshake("198.51.100.8") == 200
+            # A request the proxy did not label comes from an unknown client: not counted as the proxy's.
+            unlabelled = [http_get(proxied, "/socket.io/?EIO=4&transport=polling")[0] for _ in range(WAITING_PER_ADDRESS + 1)]
+            assert unlabelled == [200] * (WAITING_PER_ADDRESS + 1)
         finally:
             for sock in held:
                 sock.close()
@@ -486,4 +489,5 @@ def test_an_ipv6_client_is_counted_by_its_64_network():
     forwarded = {"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": "203.0.113.9, 198.51.100.7"}
     assert client_address(forwarded, 0) == "10.0.0.2"
     assert client_address(forwarded, 1) == "198.51.100.7"
-    assert client_address(forwarded, 3) == "10.0.0.2"  # fewer entries than proxies: not trusted
+    # Fewer entries than proxies: the peer is a proxy and the client unknown, so nothing is counted.
+    assert client_address(forwarded, 3) is None and client_address({"REMOTE_ADDR": "10.0.0.2"}, 1) is None
