@@ -32,7 +32,10 @@ def _database_url() -> str:
 class Config:
     """Defaults for the embedded mode; DATABASE_URL and REDIS_URL switch to the cluster mode."""
 
-    SECRET_KEY = os.environ.get("SECRET_KEY", "chorus-embedded-dev-key")
+    # Signs session cookies and CSRF tokens. Unset, the embedded mode makes a random one
+    # and keeps it in SECRET_KEY_FILE; the cluster mode refuses to serve (app/security.py).
+    SECRET_KEY = os.environ.get("SECRET_KEY") or None
+    SECRET_KEY_FILE = os.environ.get("SECRET_KEY_FILE") or str(INSTANCE_DIR / "secret_key")
     SQLALCHEMY_DATABASE_URI = _database_url()
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     # A pooled connection idle for longer is checked (SELECT 1) before use; one in steady
@@ -68,6 +71,9 @@ class Config:
     REMEMBER_COOKIE_DURATION = SESSION_LIFETIME
     # How often a session's last_seen_at is written, and a socket re-checks its session.
     SESSION_TOUCH_SECONDS = float(os.environ.get("SESSION_TOUCH_SECONDS", "300"))
+    # Wrong current passwords given to a password change, per account: a stolen session
+    # must not be a way to guess the password (and so keep the account after a change).
+    PASSWORD_CHANGE_FAILURES = os.environ.get("PASSWORD_CHANGE_FAILURES", "10 per 15 minutes")
     WTF_CSRF_TIME_LIMIT = None
     DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "chorus-demo")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

@@ -1,9 +1,14 @@
 """Security wiring: rate limits, response headers with a CSP nonce, proxy trust, secrets."""
 from __future__ import annotations
 
+import logging
+import os
 import secrets
+from pathlib import Path
 
+import click
 from flask import Flask, g, request
+from flask.cli import ScriptInfo
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
@@ -11,7 +16,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.ratelimit import EventLimiter
 
+log = logging.getLogger(__name__)
+
 INSECURE_DEFAULT_KEYS = {"chorus-embedded-dev-key", "", None}
+# Keys that were ever published in Chorus's source: anyone could sign a session with them.
+PUBLIC_KEYS = {"chorus-embedded-dev-key"}
+MIN_KEY_LENGTH = 32
 
 
 class ConfigError(RuntimeError):
@@ -36,10 +46,101 @@ def csp_nonce() -> str:
 
 
 def check_secret_key(app: Flask) -> None:
-    """Refuse to run in production with the development key or a short one."""
+    """Make sure sessions are signed with a key nobody else has, or refuse to start.
+
+    A key given in SECRET_KEY is used, unless it is one published in the source (or, in
+    production, shorter than 32 characters). Without one, the embedded mode keeps a random
+    key in SECRET_KEY_FILE, made on first start; the cluster mode (PostgreSQL or Redis) and
+    production refuse to serve, since every server and worker must share a key only the
+    operator can hand out. Flask CLI commands (`flask db upgrade`, `flask seed-demo`) sign
+    nothing that outlives them and get a random key of their own instead.
+    """
     key = app.config.get("SECRET_KEY")
-    if app.config.get("CHORUS_ENV") == "production" and (key in INSECURE_DEFAULT_KEYS or len(key) < 32):
-        raise ConfigError("SECRET_KEY must be set to a random string of at least 32 characters in production")
+    production = app.config.get("CHORUS_ENV") == "production"
+    if key:
+        if key in PUBLIC_KEYS:
+            raise ConfigError("SECRET_KEY is a key published in Chorus's source; set a random one")
+        if production and len(key) < MIN_KEY_LENGTH:
+            raise ConfigError("SECRET_KEY must be set to a random string of at least 32 characters in production")
+        return
+    if production or _cluster_mode(app):
+        if _flask_cli_command() not in (None, "run"):
+            app.config["SECRET_KEY"] = secrets.token_urlsafe(48)
+            return
+        where = "in production" if production else "in the cluster mode (DATABASE_URL or REDIS_URL set)"
+        raise ConfigError(f"SECRET_KEY must be set {where}, the same random string of at least "
+                          "32 characters for every server and worker")
+    app.config["SECRET_KEY"] = load_or_create_secret_key(Path(app.config["SECRET_KEY_FILE"]))
+
+
+def _cluster_mode(app: Flask) -> bool:
+    return bool(app.config.get("REDIS_URL")) or not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+
+
+def _flask_cli_command() -> str | None:
+    """The `flask` sub-command loading this app, or None outside the Flask CLI."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or ctx.find_object(ScriptInfo) is None:
+        return None
+    # `flask run` loads the app inside its own context; other commands load it while
+    # the top-level group looks them up.
+    return ctx.info_name
+
+
+def load_or_create_secret_key(path: Path) -> str:
+    """The key kept in path; made on first use, readable by the owner only.
+
+    It is written to a private temporary file and then hard-linked into place, which fails
+    if the file exists: of two processes starting together one key wins and both read it.
+    """
+    try:
+        return _read_key(path)
+    except FileNotFoundError:
+        pass
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # whatever the umask left
+            os.write(fd, (secrets.token_urlsafe(48) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        else:
+            log.info("made a new secret key in %s", path)
+    except OSError as exc:
+        raise ConfigError(f"cannot keep a secret key in {path} ({exc.strerror}); set SECRET_KEY") from None
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> str:
+    try:
+        key = path.read_text().strip()
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise  # the caller makes it
+    except OSError as exc:
+        raise ConfigError(f"cannot read the secret key in {path} ({exc.strerror}); set SECRET_KEY") from None
+    if len(key) < MIN_KEY_LENGTH:
+        raise ConfigError(f"the secret key in {path} is shorter than {MIN_KEY_LENGTH} characters; "
+                          "delete the file to make a new one, or set SECRET_KEY")
+    if mode & 0o077:
+        try:
+            os.chmod(path, 0o600)
+            log.warning("%s was open to other users; made it readable by its owner only", path)
+        except OSError:
+            log.warning("%s is open to other users: make it readable by its owner only", path)
+    return key
 
 
 def register_security(app: Flask) -> None:

@@ -1,9 +1,15 @@
-"""Login sessions that can be revoked, and password changes."""
+"""Login sessions that can be revoked, password changes, and a secret key nobody else has."""
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
+from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import event as sa_event
 
 from app import create_app
@@ -11,9 +17,12 @@ from app.actions import users
 from app.config import TestConfig
 from app.extensions import db, socketio
 from app.models import User, UserSession
+from app.security import ConfigError
 from tests.factories import PASSWORD, UserFactory
 
+ROOT = Path(__file__).resolve().parent.parent
 NEW_PASSWORD = "a-brand-new-password-1"
+PUBLIC_KEY = "chorus-embedded-dev-key"
 
 
 def login(app, username, password=PASSWORD, remember=False, agent="pytest-browser"):
@@ -339,7 +348,7 @@ def test_a_password_change_ends_every_other_session_and_socket(app, alice, beare
 
 def test_wrong_current_passwords_are_rate_limited(tmp_path):
     config = type("Cfg", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'rl.db'}",
-                                         "RATELIMIT_ENABLED": True, "LOGIN_FAILURES_PER_ACCOUNT": "3 per hour"})
+                                         "RATELIMIT_ENABLED": True, "PASSWORD_CHANGE_FAILURES": "3 per hour"})
     app = create_app(config)
     try:
         with app.app_context():
@@ -358,3 +367,91 @@ def test_wrong_current_passwords_are_rate_limited(tmp_path):
     finally:
         with app.app_context():
             db.engine.dispose()
+
+
+# --- The secret key ----------------------------------------------------------------------
+
+def keyless_app(tmp_path, **settings):
+    """An embedded-mode app without SECRET_KEY, keeping its key in tmp_path."""
+    config = type("Keyless", (TestConfig,), {
+        "SECRET_KEY": None, "SECRET_KEY_FILE": str(tmp_path / "instance" / "secret_key"),
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'keyless.db'}", **settings,
+    })
+    return create_app(config)
+
+
+def test_without_a_key_one_is_made_kept_private_and_reused(tmp_path):
+    first = keyless_app(tmp_path)
+    key = first.config["SECRET_KEY"]
+    path = tmp_path / "instance" / "secret_key"
+    assert key and len(key) >= 32 and key != PUBLIC_KEY
+    assert path.read_text().strip() == key
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert keyless_app(tmp_path).config["SECRET_KEY"] == key  # a restart signs with the same key
+    assert [p.name for p in path.parent.iterdir()] == ["secret_key"]  # no temporary file left
+
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    assert keyless_app(other).config["SECRET_KEY"] != key
+
+
+def test_processes_starting_together_agree_on_the_key(tmp_path):
+    script = (
+        "import sys; from pathlib import Path; from app.security import load_or_create_secret_key; "
+        "print(load_or_create_secret_key(Path(sys.argv[1])))"
+    )
+    path = tmp_path / "secret_key"
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    keys = {proc.communicate(timeout=60)[0].strip() for proc in procs}
+    assert all(proc.returncode == 0 for proc in procs)
+    assert keys == {path.read_text().strip()}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_damaged_key_file_is_a_clear_refusal(tmp_path):
+    path = tmp_path / "instance" / "secret_key"
+    path.parent.mkdir()
+    path.write_text("short\n")
+    with pytest.raises(ConfigError, match="shorter than 32"):
+        keyless_app(tmp_path)
+
+
+def test_a_session_forged_with_the_old_public_key_is_refused(tmp_path):
+    app = keyless_app(tmp_path)
+    try:
+        with app.app_context():
+            db.create_all()
+            UserFactory(username="root", is_admin=True)
+        # Even holding a real session's id, a cookie signed with the published key is refused.
+        real = login(app, "root")
+        with real.session_transaction() as sess:
+            login_id = sess["_user_id"]
+        serializer = SecureCookieSessionInterface().get_signing_serializer(
+            type("Old", (), {"secret_key": PUBLIC_KEY, "config": {"SECRET_KEY_FALLBACKS": None}})()
+        )
+        for user_id in (login_id, "1"):
+            forged = serializer.dumps({"_user_id": user_id, "_fresh": True})
+            attacker = client_with(app, session=forged)
+            assert not logged_in(attacker)
+            assert attacker.get("/admin/user/").status_code in (302, 403)
+            assert not socket_for(app, attacker).is_connected()
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_the_published_key_is_refused_even_when_set_on_purpose(tmp_path):
+    with pytest.raises(ConfigError, match="published"):
+        keyless_app(tmp_path, SECRET_KEY=PUBLIC_KEY)
+
+
+@pytest.mark.parametrize("settings", [
+    {"REDIS_URL": "redis://127.0.0.1:6379/0"},
+    {"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg2://postgres@127.0.0.1:5432/test"},
+    {"CHORUS_ENV": "production"},
+])
+def test_the_cluster_mode_and_production_refuse_to_serve_without_a_key(tmp_path, settings):
+    with pytest.raises(ConfigError, match="SECRET_KEY must be set"):
+        keyless_app(tmp_path, **settings)
+    assert not (tmp_path / "instance" / "secret_key").exists()  # no key is made for them

@@ -224,8 +224,8 @@ def do_change_password(user: User, current_password: str, new_password: str) -> 
     credentials and keep working (the account page lists them for review).
     """
     row = db.session.get(User, user.id)
-    limit = current_app.config["LOGIN_FAILURES_PER_ACCOUNT"]
-    # Wrong guesses count like failed logins, so a stolen session cannot try passwords at will.
+    limit = current_app.config["PASSWORD_CHANGE_FAILURES"]
+    # Wrong guesses are counted, so a stolen session cannot try passwords at will.
     ratelimit.limiter().check(limit, "password-fail", str(user.id), message=_PASSWORD_MESSAGE)
     if row is None or not row.check_password(current_password):
         ratelimit.limiter().count(limit, "password-fail", str(user.id))
