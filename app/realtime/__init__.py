@@ -9,7 +9,7 @@ from app.extensions import socketio
 
 # Imported before any init_app: Flask-SocketIO then keeps the handlers and binds them to
 # every app's server, not only to the first one created in the process.
-from app.realtime import handlers  # noqa: F401
+from app.realtime import guard, handlers  # noqa: F401
 from app.realtime.registry import LocalSocketRegistry, RedisSocketRegistry
 
 
@@ -32,11 +32,14 @@ def register_sockets(app: Flask) -> None:
         # Events of one socket are handled one after another, in the order sent, so a
         # client sending fast gets ids in its own order; sockets still run concurrently.
         "async_handlers": False,
+        # Decodes frames refusing events named connect, disconnect and the like (guard.py).
+        "serializer": guard.Packet,
     }
     options = {k: v for k, v in options.items() if v is not None}
     if redis_url:
         options.update(message_queue=redis_url, channel=channel)
     socketio.init_app(app, **options)
+    guard.install(socketio.server)
     if not app.config.get("WEBSOCKET_COMPRESSION"):
         app.wsgi_app = _without_websocket_extensions(app.wsgi_app)
     app.extensions["chorus.sockets"] = RedisSocketRegistry(redis_url, app.config["REDIS_KEY_PREFIX"] + "sockets:") if redis_url else LocalSocketRegistry()

@@ -13,7 +13,7 @@ from app.actions import messages, rooms, users
 from app.extensions import db, socketio
 from app.lib import validation
 from app.lib.errors import ChatError
-from app.realtime import identity
+from app.realtime import guard, identity
 from app.ops import metrics
 
 log = logging.getLogger(__name__)
@@ -46,13 +46,22 @@ def on_connect(auth=None):
 
 @socketio.on("disconnect")
 def on_disconnect(*_args):
-    """Forget the socket.
+    """Forget the socket and close its connection.
 
     By sid, not by current_user: a disconnect caused by an HTTP logout or an admin's
     disable runs inside that request, whose user is someone else or nobody.
     """
+    manager = socketio.server.manager
+    if manager.is_connected(request.sid, request.namespace):
+        # python-socketio marks a socket as leaving before it calls this; anything else is
+        # not a disconnect (guard.Packet already refuses a client's event of that name).
+        log.warning("disconnect handler called for connected socket %s; ignored", request.sid)
+        return
     if _registry().remove(request.sid):
         metrics.connected_sockets.dec()
+    # The Engine.IO session goes too: left open, it could CONNECT again with the socket's
+    # copy of a session that has since been logged out.
+    guard.close_connection(socketio.server, manager.eio_sid_from_sid(request.sid, request.namespace))
 
 
 def socket_action(handler):
@@ -106,4 +115,7 @@ def on_error(exc):
     """Last resort for errors outside socket_action: log, never crash the server."""
     db.session.rollback()
     log.exception("unhandled socket error: %s", exc)
+    if request.event["message"] == "connect":
+        # Returning would accept the socket half set up: not registered, so no logout would reach it.
+        raise ConnectionRefusedError("Something went wrong; try again.", {"code": "internal"})
     return {"ok": False, "error": {"code": "internal", "message": "Something went wrong; try again."}}

@@ -1,0 +1,296 @@
+"""The Socket.IO protocol attacked on a real eventlet server, with frames written by hand.
+
+A raw client speaks Engine.IO v4 / Socket.IO v5 itself (python-socketio's Client refuses
+to emit reserved names): reserved event names, session ids used without their cookie,
+JSONP polling, and frames that do not parse.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+import websocket
+
+from tests.integration.cluster import ROOT, free_port
+
+PASSWORD = "protocol-pw-12345"
+EIO = "/socket.io/?EIO=4&transport="
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """wsgi.py (eventlet) in the embedded mode, with an administrator and a few users."""
+    tmp = tmp_path_factory.mktemp("protocol")
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'live.db'}", "PORT": str(port),
+           "SECRET_KEY": "protocol-live-secret-0123456789abcdef", "REGISTER_RATE_LIMIT": "1000 per hour",
+           "LOGIN_RATE_LIMIT": "1000 per minute", "SOCKET_AUTH_TIMEOUT": "0"}
+    env.pop("REDIS_URL", None)
+    flask = [sys.executable, "-m", "flask", "--app", "app"]
+    subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+    subprocess.run([*flask, "create-admin", "root", "--password", PASSWORD], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=120)
+    log_path = tmp / "server.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except requests.RequestException:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        raise RuntimeError(log_path.read_text())
+    info = {"url": url, "port": port, "proc": proc, "log": log_path, "users": {}}
+    for name in ("alice", "bob", "carol", "dora", "erin"):
+        created = requests.post(f"{url}/api/v1/users", json={"username": name, "password": PASSWORD})
+        assert created.status_code == 201, created.text
+        info["users"][name] = created.json()["id"]
+    alice = {"Authorization": f"Bearer {token(info, 'alice')}"}
+    info["general"] = requests.post(f"{url}/api/v1/rooms", json={"name": "general"}, headers=alice).json()["id"]
+    info["secret"] = requests.post(f"{url}/api/v1/rooms", json={"name": "secret", "is_private": True},
+                                   headers=alice).json()["id"]
+    for room in ("general", "secret"):
+        for name in ("bob", "carol", "dora", "erin"):
+            added = requests.post(f"{url}/api/v1/rooms/{info[room]}/members", json={"username": name}, headers=alice)
+            assert added.status_code in (200, 201), added.text
+    yield info
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def token(server, name: str) -> str:
+    """A fresh bearer token for a user."""
+    got = requests.post(f"{server['url']}/api/v1/auth/token", json={"username": name, "password": PASSWORD})
+    assert got.status_code == 200, got.text
+    return got.json()["token"]
+
+
+def bearer(server, name: str) -> dict:
+    return {"Authorization": f"Bearer {token(server, name)}"}
+
+
+def csrf_token(html: str) -> str:
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
+
+
+def web_login(server, name: str) -> requests.Session:
+    """A browser-like session logged in through the login form."""
+    session = requests.Session()
+    page = session.get(f"{server['url']}/login")
+    done = session.post(f"{server['url']}/login", data={"username": name, "password": PASSWORD,
+                                                         "csrf_token": csrf_token(page.text)})
+    assert done.status_code == 200 and "/login" not in done.url, done.text[:300]
+    return session
+
+
+def session_cookie(session: requests.Session) -> str:
+    return "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+
+
+class RawSocket:
+    """A Socket.IO client over a websocket, one frame at a time (pings answered)."""
+
+    def __init__(self, server, *, auth: dict | None = None, cookie: str | None = None, connect: bool = True):
+        self.ws = websocket.create_connection(f"ws://127.0.0.1:{server['port']}{EIO}websocket", timeout=10,
+                                              cookie=cookie)
+        opened = self.ws.recv()
+        assert opened.startswith("0"), opened
+        self.sid = json.loads(opened[1:])["sid"]
+        self.events: list[tuple[str, object]] = []
+        self.acks: dict[int, object] = {}
+        self.closed = False
+        self._next_id = 100
+        if connect:
+            self.ws.send("40" + (json.dumps(auth) if auth else ""))
+            reply = self._read(10)
+            assert reply is not None and reply.startswith("0{"), reply  # Socket.IO CONNECT
+
+    def _read(self, timeout: float) -> str | None:
+        """The next Socket.IO packet (Engine.IO message content), None on timeout; closed on the end."""
+        self.ws.settimeout(timeout)
+        while True:
+            try:
+                data = self.ws.recv()
+            except websocket.WebSocketTimeoutException:
+                return None
+            except (websocket.WebSocketException, ConnectionError, OSError):
+                # Closed; frames sent after the close may be answered by the HTTP server as a request.
+                self.closed = True
+                return None
+            if data in ("", None) or data == "1":  # the connection ended, or Engine.IO CLOSE
+                self.closed = True
+                return None
+            if data == "2":
+                self.ws.send("3")
+                continue
+            if isinstance(data, str) and data.startswith("4"):
+                return data[1:]
+
+    def pump(self, timeout: float) -> None:
+        """Read what arrives within timeout into events and acks."""
+        deadline = time.monotonic() + timeout
+        while not self.closed and time.monotonic() < deadline:
+            packet = self._read(max(0.01, deadline - time.monotonic()))
+            if packet is None:
+                continue
+            self._file(packet)
+
+    def _file(self, packet: str) -> None:
+        if packet.startswith("2"):
+            name, *args = json.loads(packet[1:])
+            self.events.append((name, args[0] if args else None))
+        elif packet.startswith("3"):
+            digits = re.match(r"3(\d+)", packet)
+            self.acks[int(digits.group(1))] = json.loads(packet[len(digits.group(0)):])[0]
+        elif packet.startswith("1"):  # Socket.IO DISCONNECT: the server left the namespace
+            self.events.append(("__disconnect__", None))
+
+    def emit_raw(self, text: str) -> bool:
+        """Send one Engine.IO message; False when the connection is closed."""
+        try:
+            self.ws.send("4" + text)
+            return True
+        except (websocket.WebSocketConnectionClosedException, ConnectionError, OSError):
+            self.closed = True
+            return False
+
+    def call_raw(self, body: str, timeout: float = 5) -> object | None:
+        """Send `2<id><body>` and wait for its ack; None if none came."""
+        self._next_id += 1
+        ack_id = self._next_id
+        if not self.emit_raw(f"2{ack_id}{body}"):
+            return None
+        deadline = time.monotonic() + timeout
+        while ack_id not in self.acks and not self.closed and time.monotonic() < deadline:
+            self.pump(0.05)
+        return self.acks.pop(ack_id, None)
+
+    def send(self, room_id: int, body: str) -> object | None:
+        return self.call_raw(json.dumps(["send", {"room_id": room_id, "body": body}]))
+
+    def wait_closed(self, timeout: float = 5) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.closed and time.monotonic() < deadline:
+            self.pump(0.1)
+        return self.closed
+
+    def messages(self) -> list[dict]:
+        return [data for name, data in self.events if name == "message"]
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        except Exception:
+            pass
+
+
+def refused_reserved(ack) -> bool:
+    return isinstance(ack, dict) and ack.get("ok") is False and ack["error"]["code"] == "invalid"
+
+
+def messages_in(server, room_id: int, headers: dict) -> list[dict]:
+    return requests.get(f"{server['url']}/api/v1/rooms/{room_id}/messages?limit=200", headers=headers).json()["messages"]
+
+
+# --- 1. Reserved event names ------------------------------------------------------------------
+
+def test_a_disconnect_frame_does_not_outlive_a_logout(server):
+    web = web_login(server, "bob")
+    raw = RawSocket(server, cookie=session_cookie(web))
+    try:
+        raw.emit_raw('2["disconnect"]')
+        assert refused_reserved(raw.call_raw('["disconnect"]'))
+        assert raw.send(server["general"], "bob before logout")["ok"] is True
+        page = web.get(f"{server['url']}/")
+        assert web.post(f"{server['url']}/logout", data={"csrf_token": csrf_token(page.text)}).status_code == 200
+        assert raw.wait_closed(), "the socket survived the logout"
+        assert raw.send(server["general"], "bob after logout") is None
+        bodies = [m["body"] for m in messages_in(server, server["general"], bearer(server, "alice"))]
+        assert "bob before logout" in bodies and "bob after logout" not in bodies
+    finally:
+        raw.close()
+
+
+def test_a_disconnect_frame_does_not_outlive_a_revoked_token(server):
+    headers = bearer(server, "carol")
+    revoked = token(server, "carol")
+    raw = RawSocket(server, auth={"token": revoked})
+    try:
+        raw.emit_raw('2["disconnect"]')
+        assert raw.send(server["general"], "carol before")["ok"] is True
+        tokens = requests.get(f"{server['url']}/api/v1/tokens", headers=headers).json()["tokens"]
+        newest = max(t["id"] for t in tokens)  # `revoked` was issued last
+        assert requests.delete(f"{server['url']}/api/v1/tokens/{newest}", headers=headers).status_code == 204
+        assert raw.wait_closed(), "the socket survived the revocation"
+        assert raw.send(server["general"], "carol after revocation") is None
+        again = RawSocket(server, connect=False)
+        again.emit_raw("0" + json.dumps({"token": revoked}))
+        reply = again._read(5)
+        assert reply is not None and reply.startswith("4"), reply  # CONNECT_ERROR: the token is dead
+        again.close()
+    finally:
+        raw.close()
+
+
+def test_a_disconnect_frame_does_not_outlive_disabling_by_an_administrator(server):
+    raw = RawSocket(server, auth={"token": token(server, "dora")})
+    admin = web_login(server, "root")
+    try:
+        raw.emit_raw('2["disconnect"]')
+        assert raw.send(server["general"], "dora before")["ok"] is True
+        page = admin.get(f"{server['url']}/admin/user/")
+        form = re.search(r'id="action_form".*?name="csrf_token"[^>]*value="([^"]+)"', page.text, re.S)
+        data = {"action": "disable", "rowid": str(server["users"]["dora"])}
+        if form:
+            data["csrf_token"] = form.group(1)
+        assert admin.post(f"{server['url']}/admin/user/action/", data=data).status_code == 200
+        assert raw.wait_closed(), "the socket survived disabling"
+        assert raw.send(server["general"], "dora after") is None
+    finally:
+        raw.close()
+
+
+def test_a_disconnect_frame_does_not_keep_a_private_room_after_leaving(server):
+    erin = RawSocket(server, auth={"token": token(server, "erin")})
+    alice = bearer(server, "alice")
+    try:
+        erin.emit_raw('2["disconnect"]')
+        erin.pump(0.3)
+        left = requests.delete(f"{server['url']}/api/v1/rooms/{server['secret']}/members/me",
+                               headers=bearer(server, "erin"))
+        assert left.status_code in (200, 204), left.text
+        erin.pump(0.5)
+        erin.events.clear()
+        for room, body in ((server["secret"], "for the secret room"), (server["general"], "for general")):
+            sent = requests.post(f"{server['url']}/api/v1/rooms/{room}/messages", json={"body": body}, headers=alice)
+            assert sent.status_code == 201
+        deadline = time.monotonic() + 5
+        while "for general" not in [m["body"] for m in erin.messages()] and time.monotonic() < deadline:
+            erin.pump(0.1)
+        assert [m["body"] for m in erin.messages()] == ["for general"]
+    finally:
+        erin.close()
+
+
+def test_a_connect_frame_does_not_change_the_sockets_user(server):
+    bob_token = token(server, "bob")
+    raw = RawSocket(server, auth={"token": token(server, "alice")})
+    try:
+        raw.emit_raw("2" + json.dumps(["connect", {"token": bob_token}]))
+        assert refused_reserved(raw.call_raw(json.dumps(["connect", {"token": bob_token}])))
+        assert refused_reserved(raw.call_raw(json.dumps(["connect", {}, {"token": bob_token}])))
+        ack = raw.send(server["general"], "who am I")
+        assert ack["ok"] is True and ack["message"]["author"]["username"] == "alice"
+        assert not raw.closed
+    finally:
+        raw.close()
