@@ -119,25 +119,53 @@ def _eventlet_protocol(config):
             self.protocol.close_connection = 1
             return b""
 
+    # Kept outside the protocol objects, which live as long as their connection: a
+    # websocket's would otherwise carry these for its whole life.
+    head_timers = {}  # id(protocol) -> the deadline of the request head being read
+    refused = set()  # id(protocol) of connections past the per-address cap
+
     class HttpProtocol(eventlet.wsgi.HttpProtocol):
         rbufsize = 512
-        served = False  # a request was read on this connection already
-        head_timer = None
 
-        def handle(self):
-            host = self.client_address[0] if isinstance(self.client_address, tuple) else ""
-            key = address_key(host)
-            if not per_address.acquire(key):
-                self.refuse()
-                return
+        def setup(self):
+            super().setup()
+            if not per_address.acquire(self.address_key()):
+                refused.add(id(self))
+
+        def finish(self):
+            self.end_head_deadline()
             try:
-                super().handle()
+                super().finish()
             finally:
-                per_address.release(key)
+                if id(self) in refused:
+                    refused.discard(id(self))
+                else:
+                    per_address.release(self.address_key())
+
+        def address_key(self):
+            return address_key(self.client_address[0] if isinstance(self.client_address, tuple) else "")
+
+        def _read_request_line(self):
+            # eventlet reads each request's line here, and returns before the response: the
+            # deadline lives in no frame that a websocket keeps. The timer raises
+            # socket.timeout, which eventlet's server catches by closing the connection.
+            self.end_head_deadline()
+            if id(self) in refused:
+                self.refuse()
+                return ""  # eventlet closes the connection
+            if "raw_requestline" in self.__dict__ and keepalive_timeout > 0 and not self.next_request_begins():
+                return ""
+            if header_timeout > 0:
+                head_timers[id(self)] = eventlet.Timeout(header_timeout, socket.timeout("request head too slow"))
+            return super()._read_request_line()
+
+        def end_head_deadline(self):
+            timer = head_timers.pop(id(self), None)
+            if timer is not None:
+                timer.cancel()
 
         def refuse(self):
             """Answer 429 without waiting for the request, then close without resetting the answer away."""
-            self.close_connection = 1
             try:
                 self.wfile.write(refusal)
                 self.wfile.flush()
@@ -149,23 +177,6 @@ def _eventlet_protocol(config):
                         pass
             except OSError:
                 pass
-
-        def handle_one_request(self):
-            if self.served and keepalive_timeout > 0 and not self.next_request_begins():
-                self.close_connection = 1
-                return
-            self.served = True
-            timer = self.head_timer = eventlet.Timeout(header_timeout) if header_timeout > 0 else None
-            try:
-                super().handle_one_request()
-            except eventlet.Timeout as exc:
-                if exc is not timer:
-                    raise
-                self.close_connection = 1
-            finally:
-                if timer is not None:
-                    timer.cancel()
-                self.head_timer = None
 
         def next_request_begins(self):
             """Wait up to keepalive_timeout for the first byte of another request; False if none came."""
@@ -183,8 +194,7 @@ def _eventlet_protocol(config):
 
         def get_environ(self):
             # Called once the line and headers are read and checked: the head's deadline ends.
-            if self.head_timer is not None:
-                self.head_timer.cancel()
+            self.end_head_deadline()
             environ = super().get_environ()
             request_input = environ["eventlet.input"]
             if body_timeout > 0 and (request_input.chunked_input or request_input.content_length):
