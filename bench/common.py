@@ -209,6 +209,9 @@ class Backend:
             "REDIS_KEY_PREFIX": self.key_prefix,
             "SECRET_KEY": f"bench-{self.run_id}-" + "x" * 32,
             "RATELIMIT_ENABLED": "0",
+            # Every simulated client connects from 127.0.0.1: no per-address caps.
+            "MAX_CONNECTIONS_PER_ADDRESS": "0",
+            "MAX_UNAUTHENTICATED_SOCKETS_PER_ADDRESS": "0",
             "PYTHONUNBUFFERED": "1",
         }
         env.pop("REDIS_URL", None)
