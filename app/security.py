@@ -161,21 +161,32 @@ def register_security(app: Flask) -> None:
 
     @app.after_request
     def security_headers(response):
-        nonce = csp_nonce()
-        response.headers.setdefault(
-            "Content-Security-Policy",
+        for name, value in security_header_values(csp_nonce(), secure=request.is_secure).items():
+            response.headers.setdefault(name, value)
+        return response
+
+
+def security_header_values(nonce: str | None, *, secure: bool) -> dict[str, str]:
+    """The security headers of every response: Flask's and Engine.IO's (app.realtime.guard).
+
+    nonce allows the inline scripts of the page that carries it; without one, none run.
+    """
+    scripts = f"script-src 'self' 'nonce-{nonce}'; " if nonce else "script-src 'self'; "
+    values = {
+        "Content-Security-Policy": (
             "default-src 'self'; "
-            f"script-src 'self' 'nonce-{nonce}'; "
+            f"{scripts}"
             "style-src 'self' 'unsafe-inline'; "
             "img-src 'self' data:; "
             "connect-src 'self'; "
             "font-src 'self' data:; "
-            "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
-        )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if request.is_secure:
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        return response
+            "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "X-Frame-Options": "DENY",
+        "Cross-Origin-Opener-Policy": "same-origin",
+    }
+    if secure:
+        values["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    return values

@@ -11,6 +11,7 @@ from app.actions import rooms, users
 from app.extensions import socketio
 from app.models import User
 from app.realtime import guard
+from app.security import security_header_values
 from tests.conftest import events_named
 
 
@@ -120,3 +121,15 @@ def test_a_connect_that_fails_unexpectedly_is_refused(app, team, token_for, monk
     monkeypatch.setattr(rooms, "get_room_ids_for_user", broken)
     client = socketio.test_client(app, auth={"token": token})
     assert not client.is_connected() and sids_of(app, team["bob"]) == []
+
+
+# --- Response headers ------------------------------------------------------------------------
+
+def test_pages_and_engineio_share_one_header_set(app):
+    page = app.test_client().get("/login")
+    for name, value in security_header_values("n", secure=False).items():
+        if name != "Content-Security-Policy":
+            assert page.headers[name] == value
+    assert "'nonce-" in page.headers["Content-Security-Policy"]
+    assert "nonce" not in security_header_values(None, secure=False)["Content-Security-Policy"]
+    assert "Strict-Transport-Security" in security_header_values(None, secure=True)

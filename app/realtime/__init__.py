@@ -1,8 +1,6 @@
 """The Socket.IO layer: authentication at connect and thin event handlers."""
 from __future__ import annotations
 
-import inspect
-
 from flask import Flask
 
 from app.extensions import socketio
@@ -40,24 +38,7 @@ def register_sockets(app: Flask) -> None:
         options.update(message_queue=redis_url, channel=channel)
     socketio.init_app(app, **options)
     guard.install(socketio.server)
-    if not app.config.get("WEBSOCKET_COMPRESSION"):
-        app.wsgi_app = _without_websocket_extensions(app.wsgi_app)
+    app.wsgi_app = guard.http_guard(app, app.wsgi_app, socketio.server,
+                                    websocket_compression=app.config.get("WEBSOCKET_COMPRESSION", False))
     app.extensions["chorus.sockets"] = RedisSocketRegistry(redis_url, app.config["REDIS_KEY_PREFIX"] + "sockets:") if redis_url else LocalSocketRegistry()
 
-
-def _without_websocket_extensions(wsgi_app):
-    """Hide the client's Sec-WebSocket-Extensions offer, so no socket negotiates permessage-deflate.
-
-    Every websocket server Flask-SocketIO runs on (eventlet's, simple-websocket's) accepts
-    the compression that browsers offer; without the offer it stays off.
-    """
-    # Flask-SocketIO's middleware is an object: calling it runs its __call__ from C, one more
-    # C frame in the stack every socket's reader keeps while it waits (about 0.6 KB a socket,
-    # measured at 2,000 idle sockets). Its bound __call__ is a plain Python-to-Python call.
-    call = wsgi_app if inspect.isfunction(wsgi_app) or inspect.ismethod(wsgi_app) else wsgi_app.__call__
-
-    def middleware(environ, start_response):
-        environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
-        return call(environ, start_response)
-
-    return middleware

@@ -6,12 +6,14 @@ JSONP polling, and frames that do not parse.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
 import subprocess
 import sys
 import time
+import urllib.parse
 
 import pytest
 import requests
@@ -294,3 +296,120 @@ def test_a_connect_frame_does_not_change_the_sockets_user(server):
         assert not raw.closed
     finally:
         raw.close()
+
+
+# --- 2. JSONP, headers and who may use a session id -------------------------------------------
+
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+                    "Referrer-Policy": "same-origin", "Cross-Origin-Opener-Policy": "same-origin"}
+
+
+def assert_security_headers(response) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value, (name, dict(response.headers))
+    assert "default-src 'self'" in response.headers.get("Content-Security-Policy", "")
+
+
+class Polling:
+    """A long-polling Engine.IO session opened by `opener` (a requests.Session with its cookies)."""
+
+    def __init__(self, server, opener: requests.Session):
+        self.url = f"{server['url']}/socket.io/"
+        self.opener = opener
+        opened = opener.get(self.url, params={"EIO": "4", "transport": "polling"})
+        assert opened.status_code == 200, opened.text
+        self.sid = json.loads(opened.text[1:])["sid"]
+
+    def params(self) -> dict:
+        return {"EIO": "4", "transport": "polling", "sid": self.sid}
+
+    def post(self, body: str | bytes, via=None) -> requests.Response:
+        data = body.encode() if isinstance(body, str) else body
+        return (via or self.opener).post(self.url, params=self.params(), data=data)
+
+    def poll(self, via=None) -> requests.Response:
+        return (via or self.opener).get(self.url, params=self.params(), timeout=30)
+
+    def packets(self) -> list[str]:
+        got = self.poll()
+        assert got.status_code == 200, got.text
+        return got.text.split("\x1e")
+
+
+def test_jsonp_polling_is_refused(server):
+    web = web_login(server, "bob")
+    refused = web.get(f"{server['url']}/socket.io/", params={"EIO": "4", "transport": "polling", "j": "0"})
+    assert refused.status_code == 400
+    assert refused.headers["Content-Type"] == "application/json"
+    assert refused.json()["error"]["code"] == "invalid"
+    assert "sid" not in refused.text
+    assert_security_headers(refused)
+
+
+def test_engineio_responses_carry_the_security_headers(server):
+    web = web_login(server, "bob")
+    session = Polling(server, web)
+    handshake = web.get(f"{server['url']}/socket.io/", params={"EIO": "4", "transport": "polling"})
+    assert_security_headers(handshake)
+    assert_security_headers(session.post("40"))
+    assert_security_headers(web.get(f"{server['url']}/socket.io/", params={"EIO": "4", "transport": "polling",
+                                                                           "sid": "no-such-session"}))
+    assert_security_headers(requests.get(f"{server['url']}/socket.io/", params={"EIO": "3"}))
+
+
+def test_a_session_id_without_its_handshake_cookie_is_refused(server):
+    web = web_login(server, "bob")
+    session = Polling(server, web)
+    assert session.post("40").status_code == 200
+    assert session.packets()[0].startswith("40{")
+    stranger = requests.Session()  # no cookie, no Origin: what a page that learned the sid could send
+    alice = web_login(server, "alice")  # someone else's valid login
+    body = "42" + json.dumps(["send", {"room_id": server["general"], "body": "sent with a stolen sid"}])
+    for other in (stranger, alice):
+        assert session.poll(via=other).status_code == 403
+        refused = session.post(body, via=other)
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+        assert_security_headers(refused)
+    with pytest.raises(websocket.WebSocketBadStatusException) as upgrade:
+        websocket.create_connection(f"ws://127.0.0.1:{server['port']}{EIO}websocket&sid={session.sid}", timeout=5)
+    assert upgrade.value.status_code == 403
+    # From another address, even with the right cookie.
+    other_address = http.client.HTTPConnection("127.0.0.1", server["port"], timeout=10,
+                                               source_address=("127.0.0.2", 0))
+    query = urllib.parse.urlencode(session.params())
+    other_address.request("GET", f"/socket.io/?{query}", headers={"Cookie": session_cookie(web)})
+    assert other_address.getresponse().status == 403
+    other_address.close()
+    bodies = [m["body"] for m in messages_in(server, server["general"], bearer(server, "alice"))]
+    assert "sent with a stolen sid" not in bodies
+    # The session itself was not touched: its owner carries on.
+    assert session.post("421" + json.dumps(["send", {"room_id": server["general"], "body": "mine"}])).status_code == 200
+    deadline = time.monotonic() + 10
+    acks = []
+    while not acks and time.monotonic() < deadline:
+        acks = [p for p in session.packets() if p.startswith("431")]
+    assert json.loads(acks[0][3:])[0]["ok"] is True
+
+
+def test_a_websocket_upgrade_with_its_own_cookie_works(server):
+    web = web_login(server, "bob")
+    session = Polling(server, web)
+    assert session.post("40").status_code == 200
+    session.packets()
+    ws = websocket.create_connection(f"ws://127.0.0.1:{server['port']}{EIO}websocket&sid={session.sid}", timeout=5,
+                                     cookie=session_cookie(web))
+    try:
+        ws.send("2probe")
+        assert ws.recv() == "3probe"
+        ws.send("5")
+        ws.send("421" + json.dumps(["send", {"room_id": server["general"], "body": "upgraded"}]))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            got = ws.recv()
+            if got.startswith("431"):
+                assert json.loads(got[3:])[0]["ok"] is True
+                break
+        else:
+            pytest.fail("no ack over the upgraded socket")
+    finally:
+        ws.close()
