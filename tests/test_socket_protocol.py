@@ -5,6 +5,8 @@ transport delivers them (the test client's own emit skips that layer).
 """
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from app.actions import rooms, users
@@ -121,6 +123,37 @@ def test_a_connect_that_fails_unexpectedly_is_refused(app, team, token_for, monk
     monkeypatch.setattr(rooms, "get_room_ids_for_user", broken)
     client = socketio.test_client(app, auth={"token": token})
     assert not client.is_connected() and sids_of(app, team["bob"]) == []
+
+
+# --- Frames that cannot be handled -----------------------------------------------------------
+
+BAD_FRAMES = ["xyz", '2{"a"', "2[]", "2", "2[1]", "2[null,1]", '2[["send"]]', '2{"0":"send"}', "7", "4",
+              "2" + "[" * 5000, b"", b"\xff\xfe", "5-[]"]
+
+
+@pytest.mark.parametrize("bad", BAD_FRAMES, ids=repr)
+def test_a_bad_frame_is_logged_once_without_a_traceback(app, team, live, caplog, bad):
+    client = live(team["bob"])
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        frame(client, bad)
+        frame(client, bad)
+    records = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.name for r in records] == ["app.realtime.guard"]
+    assert records[0].levelno == logging.WARNING and records[0].exc_info is None
+    assert client.is_connected()
+    assert send(client, team["room"].id, "fine")["ok"] is True
+
+
+def test_the_connection_closes_at_the_third_bad_frame(app, team, live, monkeypatch):
+    closed = []
+    monkeypatch.setattr(guard, "close_connection", lambda server, eio_sid: closed.append(eio_sid))
+    client = live(team["bob"])
+    frame(client, "xyz")
+    frame(client, "2[]")
+    assert closed == []
+    frame(client, '2{"')
+    assert closed == [client.eio_sid]
 
 
 # --- Response headers ------------------------------------------------------------------------

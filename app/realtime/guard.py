@@ -5,6 +5,9 @@ or `disconnect` reached the connect and disconnect handlers as if the server had
 them. Frames are decoded here by a Packet class that refuses reserved names and events
 without a string name; the refusal is answered with an error ack.
 
+A frame that fails to decode used to log a traceback each; now it is logged once per
+connection at warning level, and the connection is closed after MAX_BAD_FRAMES.
+
 Engine.IO answers HTTP before Flask does, so its responses get the app's security headers
 here; JSONP polling is refused; and a request naming a session (`sid=`) must come from the
 client that opened it: the same address and the same login cookies as the handshake, whose
@@ -13,11 +16,13 @@ environ python-socketio keeps for the session's life.
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import logging
 import urllib.parse
 
 import socketio
+from engineio.payload import Payload
 from flask import Flask
 from socketio import packet as sio_packet
 from werkzeug.http import parse_cookie
@@ -32,7 +37,9 @@ ENGINEIO_PATH = "/socket.io/"  # Flask-SocketIO's default; register_sockets keep
 RESERVED_EVENTS = frozenset({
     "connect", "disconnect", "connect_error", "disconnecting", "newListener", "removeListener", "*",
 })
+MAX_BAD_FRAMES = 3
 
+_BAD_FRAMES = "chorus.bad_frames"
 _WARNED_RESERVED = "chorus.warned_reserved"
 
 
@@ -78,6 +85,8 @@ def install(server: socketio.Server) -> None:
             handle(eio_sid, data)
         except ReservedEventError as exc:
             _refuse_reserved(server, eio_sid, environ, exc)
+        except Exception as exc:  # anything python-socketio could not dispatch
+            note_bad_frame(server, eio_sid, environ, exc)
 
     server.eio.on("message", on_message)
 
@@ -94,6 +103,17 @@ def _refuse_reserved(server, eio_sid: str, environ: dict, exc: ReservedEventErro
     error = {"ok": False, "error": {"code": "invalid", "message": f"'{exc.name}' is a reserved event name."}}
     server._send_packet(eio_sid, server.packet_class(sio_packet.ACK, namespace=namespace, id=exc.ack_id,
                                                      data=[error]))
+
+
+def note_bad_frame(server, eio_sid: str, environ: dict, exc: Exception) -> None:
+    """Count a frame that could not be handled: warn once per connection, close it at MAX_BAD_FRAMES."""
+    count = environ.get(_BAD_FRAMES, 0) + 1
+    environ[_BAD_FRAMES] = count
+    if count == 1:
+        log.warning("socket %s sent a frame that cannot be handled (%r); it is closed after %d such frames",
+                    eio_sid, str(exc)[:120] or type(exc).__name__, MAX_BAD_FRAMES)
+    if count >= MAX_BAD_FRAMES:
+        close_connection(server, eio_sid)
 
 
 def close_connection(server, eio_sid: str | None) -> None:
@@ -166,6 +186,28 @@ def _check_request(app: Flask, server, environ: dict) -> tuple[str, str, str] | 
         return None  # no session named, or one Engine.IO does not know and refuses itself
     if not _same_client(app, handshake, environ):
         return "403 FORBIDDEN", "forbidden", "This Socket.IO session was opened by another client."
+    if environ.get("REQUEST_METHOD") == "POST":
+        return _check_payload(server, sid, handshake, environ)
+    return None
+
+
+def _check_payload(server, sid: str, handshake: dict, environ: dict) -> tuple[str, str, str] | None:
+    """Decode a long-polling POST before Engine.IO does, which logs a traceback for each bad one."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = -1
+    if length > server.eio.max_http_buffer_size:
+        return None  # Engine.IO refuses it without reading it
+    try:
+        if length < 0:
+            raise ProtocolError("bad Content-Length")
+        body = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(body)
+        Payload(encoded_payload=body.decode("utf-8"))
+    except Exception as exc:
+        note_bad_frame(server, sid, handshake, exc)
+        return "400 BAD REQUEST", "invalid", "The payload is not Engine.IO packets."
     return None
 
 

@@ -17,6 +17,7 @@ import urllib.parse
 
 import pytest
 import requests
+import socketio
 import websocket
 
 from tests.integration.cluster import ROOT, free_port
@@ -413,3 +414,55 @@ def test_a_websocket_upgrade_with_its_own_cookie_works(server):
             pytest.fail("no ack over the upgraded socket")
     finally:
         ws.close()
+
+
+# --- 6. Frames that do not parse ---------------------------------------------------------------
+
+MALFORMED = ["4xyz", '4{"a"', "42[]", "42", "42[1]", "47", "4" + "[" * 3000, "42" + '{"x":' * 200]
+
+
+def log_since(server, offset: int) -> str:
+    time.sleep(0.3)  # what the server writes after answering
+    with open(server["log"], "rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
+
+
+def test_malformed_frames_are_logged_once_and_close_the_connection(server):
+    bystander = socketio.Client(reconnection=False)
+    bystander.connect(server["url"], auth={"token": token(server, "alice")}, transports=["websocket"],
+                      wait_timeout=10)
+    try:
+        before = server["log"].stat().st_size
+        sent = 0
+        for connection in range(8):  # half of them logged in, half not
+            auth = {"token": token(server, "bob")} if connection % 2 else None
+            raw = RawSocket(server, connect=auth is not None, auth=auth)
+            for i in range(200):  # far more than it takes: the server closes the connection
+                frame = MALFORMED[i % len(MALFORMED)]
+                if not raw.emit_raw(frame[1:]):
+                    break
+                sent += len(frame)
+                if i % 10 == 9:
+                    raw.pump(0.05)
+                    if raw.closed:
+                        break
+            assert raw.wait_closed(5), f"connection {connection} stayed open"
+            raw.close()
+        grown = log_since(server, before)
+        assert "Traceback" not in grown, grown[-3000:]
+        assert grown.count("cannot be handled") == 8, grown
+        assert len(grown) < 8 * 400 and sent > 10 * len(grown), (sent, grown)
+
+        before = server["log"].stat().st_size
+        polling = Polling(server, requests.Session())
+        statuses = [polling.post(body).status_code for body in ("x", "\x1e\x1e9", b"\xff\xfe", "x", "40")]
+        assert statuses == [400] * 5  # the last ones: the session was closed after the third
+        grown = log_since(server, before)
+        assert "Traceback" not in grown and grown.count("cannot be handled") == 1, grown
+
+        assert requests.get(f"{server['url']}/healthz", timeout=5).status_code == 200
+        ack = bystander.call("send", {"room_id": server["general"], "body": "unbothered"}, timeout=10)
+        assert ack["ok"] is True and bystander.connected
+    finally:
+        bystander.disconnect()
