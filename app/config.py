@@ -101,11 +101,19 @@ class Config:
     # Rate limits (the `limits` notation). HTTP through Flask-Limiter, sockets and login
     # failures through app.ratelimit; the storage is Redis in cluster mode, memory otherwise.
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
-    RATELIMIT_HEADERS_ENABLED = True
+    # No X-RateLimit-* headers: Flask-Limiter would also rewrite Retry-After to its own
+    # window's reset, which is not when a refused login or registration is accepted again.
+    # A 429 carries Retry-After from the limit that refused it (app/__init__.py).
+    RATELIMIT_HEADERS_ENABLED = False
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "20 per minute")
     REGISTER_RATE_LIMIT = os.environ.get("REGISTER_RATE_LIMIT", "10 per hour")
     API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "600 per minute")
-    LOGIN_FAILURES_PER_ACCOUNT = os.environ.get("LOGIN_FAILURES_PER_ACCOUNT", "10 per 15 minutes")
+    # Failed logins are counted per account and address (a stranger's guesses lock only the
+    # stranger out), per account from every address (a ceiling on distributed guessing,
+    # which also locks the owner out), and per address.
+    LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS = os.environ.get("LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS",
+                                                            "10 per 15 minutes")
+    LOGIN_FAILURES_PER_ACCOUNT = os.environ.get("LOGIN_FAILURES_PER_ACCOUNT", "100 per 15 minutes")
     LOGIN_FAILURES_PER_ADDRESS = os.environ.get("LOGIN_FAILURES_PER_ADDRESS", "50 per 15 minutes")
     SOCKET_EVENT_LIMITS = {"send": os.environ.get("SOCKET_SEND_LIMIT", "30 per 10 seconds")}
     SOCKET_DEFAULT_LIMIT = os.environ.get("SOCKET_DEFAULT_LIMIT", "120 per minute")

@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 
 import click
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from flask.cli import ScriptInfo
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -32,10 +32,32 @@ def rate_limit_key() -> str:
     """Per user when logged in, per address otherwise."""
     if current_user.is_authenticated:
         return f"user:{current_user.id}"
+    return address_key()
+
+
+def address_key() -> str:
+    """Per client address, whoever is logged in: login and registration attempts count so,
+    or a token or session of one's own would buy a fresh allowance."""
     return f"addr:{get_remote_address()}"
 
 
+def bearer_token(req) -> str | None:
+    """The token of the request's `Authorization: Bearer <token>` header, or None without one.
+
+    A request that has one is authenticated by it alone (app.auth.routes), so any such
+    header counts, a junk one included.
+    """
+    scheme, _, token = req.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 limiter = Limiter(key_func=rate_limit_key)
+# Attempts to log in (the form and POST /api/v1/auth/token) and to register (the form and
+# POST /api/v1/users); each is one allowance per address, whichever door is used.
+login_limit = limiter.shared_limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], scope="login",
+                                   key_func=address_key, methods=["POST"])
+registration_limit = limiter.shared_limit(lambda: current_app.config["REGISTER_RATE_LIMIT"], scope="register",
+                                          key_func=address_key, methods=["POST"])
 
 
 def csp_nonce() -> str:

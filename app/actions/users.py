@@ -1,6 +1,7 @@
 """Accounts, logins, login sessions and API tokens."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from datetime import timedelta
@@ -59,15 +60,27 @@ def do_register_user(
 def authenticate(username: str, password: str, address: str | None = None) -> User:
     """The user with these credentials; one vague error for any mismatch.
 
-    Failures are counted per account and per address; past the limit every attempt is
-    refused with rate_limited until the window moves on, right password or not.
+    Failures are counted per account and address, per account and per address
+    (app.ratelimit); while a counter is full every attempt it covers is refused with
+    rate_limited, right password or not. Every attempt that gets this far hashes the
+    password once, whether the user exists or not, so the time a refusal takes does
+    not tell which usernames exist.
     """
     ratelimit.check_login_allowed(username, address)
     user = get_user_by_username(username) if validation.USERNAME_RE.match(username) else None
-    if user is None or not user.check_password(password) or user.is_disabled:
+    matches = (user or User(password_hash=_stand_in_password_hash())).check_password(password)
+    if user is None or not matches or user.is_disabled:
         ratelimit.record_login_failure(username, address)
         raise ChatError("unauthorized", "Wrong username or password.")
     return user
+
+
+@functools.cache
+def _stand_in_password_hash() -> str:
+    """A hash no password matches, made as real ones are, so checking it costs the same."""
+    stand_in = User()
+    stand_in.set_password(secrets.token_urlsafe(32))
+    return stand_in.password_hash
 
 
 def _digest(token: str) -> str:

@@ -12,7 +12,7 @@ from app.extensions import login_manager
 from app.lib.errors import ChatError
 from app.lib import serializers
 from app.realtime import identity
-from app.security import limiter
+from app.security import bearer_token, login_limit, registration_limit
 
 
 @login_manager.user_loader
@@ -25,6 +25,11 @@ def load_user(user_id: str):
     user = identity.connected_user(user_id)
     if user is not None:
         return user
+    if bearer_token(request) is not None:
+        # Flask-Login asks this loader first whenever a session cookie came along. A request
+        # carrying a bearer token is that token's alone: the cookie must not authenticate a
+        # call that, being a bearer call, skips the CSRF check.
+        return load_user_from_request(request)
     user = users.get_user_by_session(user_id, request.remote_addr)
     if user is not None and identity.is_socket_event():
         identity.remember(user)  # a socket re-checking its session keeps the fresh copy
@@ -34,10 +39,8 @@ def load_user(user_id: str):
 @login_manager.request_loader
 def load_user_from_request(req):
     """Flask-Login: a bearer token in the Authorization header."""
-    header = req.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return users.get_user_by_token(header[len("Bearer "):].strip())
-    return None
+    token = bearer_token(req)
+    return users.get_user_by_token(token) if token is not None else None
 
 
 @login_manager.unauthorized_handler
@@ -56,28 +59,31 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+@login_limit
 def login():
     """Log in with username and password."""
     if current_user.is_authenticated:
         return redirect(url_for("chat.index"))
     form = LoginForm()
     status = 400 if form.is_submitted() else 200
+    headers = {}
     if form.validate_on_submit():
         try:
             user = users.authenticate(form.username.data, form.password.data, request.remote_addr)
         except ChatError as exc:
             flash(exc.message, "error")
             status = exc.status
+            if exc.retry_after is not None:
+                headers["Retry-After"] = str(exc.retry_after)
         else:
             users.do_start_session(user, request.user_agent.string, request.remote_addr)
             login_user(user, remember=form.remember.data)
             return redirect(_safe_next(request.args.get("next")))
-    return render_template("auth/login.html", form=form), status
+    return render_template("auth/login.html", form=form), status, headers
 
 
 @bp.route("/register", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["REGISTER_RATE_LIMIT"], methods=["POST"])
+@registration_limit
 def register():
     """Create an account and log in."""
     if not current_app.config["REGISTRATION_OPEN"]:
