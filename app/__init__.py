@@ -11,7 +11,7 @@ from flask import Flask, jsonify, render_template, request
 from app.config import INSTANCE_DIR, Config, ProductionConfig
 from app.extensions import csrf, db, login_manager, migrate
 from app.logs import configure_logging
-from app.security import register_security
+from app.security import drop_untrusted_forwarded_headers, register_security
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ def create_app(config: type | dict | None = None, *, worker: bool = False) -> Fl
     register_security(app)
     register_blueprints(app)
     register_sockets(app)
+    drop_untrusted_forwarded_headers(app)
     register_errorhandlers(app)
     register_cli(app)
     return app

@@ -98,6 +98,10 @@ class Config:
     HTTP_BODY_TIMEOUT = float(os.environ.get("HTTP_BODY_TIMEOUT", "30"))
     HTTP_KEEPALIVE_TIMEOUT = float(os.environ.get("HTTP_KEEPALIVE_TIMEOUT", "15"))
 
+    # GET /metrics: with a token, for requests carrying it as a bearer token; without one,
+    # for scrapers on the server's own host only.
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
+
     # Rate limits (the `limits` notation). HTTP through Flask-Limiter, sockets and login
     # failures through app.ratelimit; the storage is Redis in cluster mode, memory otherwise.
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)

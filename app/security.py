@@ -1,6 +1,7 @@
 """Security wiring: rate limits, response headers with a CSP nonce, proxy trust, secrets."""
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import secrets
@@ -188,6 +189,33 @@ def register_security(app: Flask) -> None:
         return response
 
 
+# Read by python-engineio's same-origin check (BaseServer._cors_allowed_origins), which
+# accepts an Origin naming the Host or these.
+_FORWARDED_ORIGIN_HEADERS = ("HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PROTO")
+
+
+def drop_untrusted_forwarded_headers(app: Flask) -> None:
+    """With no trusted proxy, remove the client's own X-Forwarded-Host and -Proto from every request.
+
+    Installed once the Socket.IO layer is in place, outside it: otherwise a client could
+    name the origin its Socket.IO handshake is checked against. Behind TRUSTED_PROXIES the
+    proxy must set both headers itself (docs/DEPLOY.md).
+    """
+    if app.config.get("TRUSTED_PROXIES", 0):
+        return
+    wsgi_app = app.wsgi_app
+    # A middleware object's bound __call__: calling the object itself goes through C, one
+    # more C frame in the stack every waiting socket keeps.
+    call = wsgi_app if inspect.isfunction(wsgi_app) or inspect.ismethod(wsgi_app) else wsgi_app.__call__
+
+    def without_forwarded_origin(environ, start_response):
+        for key in _FORWARDED_ORIGIN_HEADERS:
+            environ.pop(key, None)
+        return call(environ, start_response)
+
+    app.wsgi_app = without_forwarded_origin
+
+
 def security_header_values(nonce: str | None, *, secure: bool) -> dict[str, str]:
     """The security headers of every response: Flask's and Engine.IO's (app.realtime.guard).
 
@@ -208,6 +236,9 @@ def security_header_values(nonce: str | None, *, secure: bool) -> dict[str, str]
         "Referrer-Policy": "same-origin",
         "X-Frame-Options": "DENY",
         "Cross-Origin-Opener-Policy": "same-origin",
+        # Pages, API replies and polling responses carry messages and tokens: no cache keeps
+        # them. Static files set their own (no-cache with an ETag), which this leaves alone.
+        "Cache-Control": "no-store",
     }
     if secure:
         values["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"

@@ -9,6 +9,7 @@ from flask_login import current_user
 
 from app.actions import users as user_actions
 from app.extensions import db
+from app.lib import validation
 from app.models import Membership, Message, Notification, Room, User
 from app.security import csp_nonce
 
@@ -45,6 +46,14 @@ class ReadOnlyView(_AdminOnly, ModelView):
     can_delete = False
     can_view_details = True
     page_size = 50
+
+    def _get_list_extra_args(self):
+        args = super()._get_list_extra_args()
+        # The page number becomes an SQL OFFSET, a 64-bit integer: past it the database
+        # refuses the query, which is a bad link, not a server fault.
+        if args.page and not 0 <= args.page <= validation.MAX_ID // self.page_size:
+            abort(400, description="No such page.")
+        return args
 
 
 class UserView(ReadOnlyView):

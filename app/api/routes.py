@@ -38,10 +38,9 @@ def csrf_error(exc: CSRFError):
 
 
 def _json() -> dict:
-    data = request.get_json(silent=True)
-    if data is None:
+    if not request.is_json:
         raise ChatError("invalid", "Send a JSON object with Content-Type: application/json.")
-    return validation.require_mapping(data)
+    return validation.require_mapping(validation.load_json(request.get_data()))
 
 
 @bp.post("/users")

@@ -1,4 +1,5 @@
 """Account pages: thin wrappers over app.actions.users."""
+import re
 from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, url_for
@@ -51,9 +52,15 @@ def unauthorized():
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
+# Browsers read a backslash as a slash ("/\evil.example" goes to evil.example), and a
+# CR or LF cannot go into a Location header at all.
+_UNSAFE_IN_PATH = re.compile(r"[\\\x00-\x20\x7f]")
+
+
 def _safe_next(target: str | None) -> str:
     # Only same-site paths: an open redirect would hand phishers a trusted link.
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    if (target and target.startswith("/") and not target.startswith("//") and not _UNSAFE_IN_PATH.search(target)
+            and not urlsplit(target).netloc):
         return target
     return url_for("chat.index")
 

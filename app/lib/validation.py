@@ -1,6 +1,7 @@
 """Checks on untrusted payloads: each returns a clean value or raises ChatError("invalid")."""
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -13,6 +14,21 @@ CLIENT_ID_RE = re.compile(r"\A[A-Za-z0-9_.:-]{1,64}\Z")
 # Control characters other than tab and newline corrupt display and logs.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 MAX_ID = 2**63 - 1
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def load_json(raw: bytes | str) -> Any:
+    """Parse a JSON document; raise ChatError("invalid") when it is malformed or nested too deeply.
+
+    The parser recurses once per level of nesting: a few kilobytes of "[[[[..." exhaust
+    the interpreter's recursion limit, which is bad input, not a server fault.
+    """
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ChatError("invalid", "The JSON is nested too deeply.") from None
+    except ValueError:  # JSONDecodeError, and bytes in no Unicode encoding
+        raise ChatError("invalid", "The body is not valid JSON.") from None
 
 
 def require_mapping(data: Any) -> dict:
@@ -31,6 +47,10 @@ def get_str(data: dict, key: str, *, required: bool = True, default: str | None 
         return default
     if not isinstance(value, str):
         raise ChatError("invalid", f"'{key}' must be a string.", field=key)
+    if _SURROGATE_RE.search(value):
+        # JSON may spell a lone surrogate ("\ud800"), which is no character: it cannot be
+        # stored as UTF-8, nor sent back to anyone.
+        raise ChatError("invalid", f"'{key}' is not valid Unicode text.", field=key)
     return value
 
 
