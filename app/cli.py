@@ -45,7 +45,10 @@ def register(app: Flask) -> None:
                 user = users.do_register_user(username, password, display_name, check_open=False)
             demo.append(user)
         owner = demo[0]
-        room = db.session.execute(db.select(Room).filter_by(name_key="general")).scalar_one_or_none()
+        # The public one: private rooms may be called "general" too.
+        room = db.session.execute(
+            db.select(Room).filter_by(name_key="general", is_private=False)
+        ).scalar_one_or_none()
         if room is None:
             room = rooms.do_create_room(owner, "general", "Company-wide announcements and chatter")
             messages.do_send_message(owner, room.id, "Welcome to **Chorus**! Say hi, and mention a teammate with @username.",

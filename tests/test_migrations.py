@@ -92,7 +92,10 @@ def test_migrated_schema_enforces_the_constraints(bare_app):
             for table in ("users", "rooms", "memberships", "messages", "mentions", "notifications", "api_tokens")
         }
         assert ("username_key",) in uniques["users"]
-        assert ("name_key",) in uniques["rooms"]
+        # Room names are unique among public rooms only: a partial unique index.
+        public_names = {i["name"]: i for i in inspector.get_indexes("rooms")}["uq_rooms_public_name_key"]
+        assert public_names["unique"] and public_names["column_names"] == ["name_key"]
+        assert "is_private" in str(public_names["dialect_options"]["sqlite_where"])
         assert ("room_id", "user_id") in uniques["memberships"]
         assert ("author_id", "client_id") in uniques["messages"]
         assert ("message_id", "user_id") in uniques["mentions"]

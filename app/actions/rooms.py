@@ -11,10 +11,15 @@ from app.lib import serializers, validation
 from app.lib.access import access_room, get_membership
 from app.lib.errors import ChatError
 from app.models import Membership, Message, Room, User
+from app.models.rooms import random_room_id
 
 
-def check_create_room(name: str, topic: str | None) -> tuple[str, str]:
-    """Validate a new room's name and topic."""
+def check_create_room(name: str, topic: str | None, is_private: bool = False) -> tuple[str, str]:
+    """Validate a new room's name and topic; a public room's name must be free among public rooms.
+
+    Private rooms may share a name with any room: a refusal for a name taken by a private
+    room would tell whoever asks that the room exists.
+    """
     name = name.strip()
     if not validation.ROOM_NAME_RE.match(name):
         raise ChatError(
@@ -25,21 +30,46 @@ def check_create_room(name: str, topic: str | None) -> tuple[str, str]:
     topic = validation.clean_text(topic or "").replace("\n", " ").strip()
     if len(topic) > 250:
         raise ChatError("invalid", "Topics are at most 250 characters.", field="topic")
-    if db.session.execute(db.select(Room.id).filter_by(name_key=name.lower())).first():
-        raise ChatError("conflict", "A room with that name exists.", field="name")
+    if not is_private and _public_name_taken(name.lower()):
+        raise _name_taken()
     return name, topic
 
 
+# Ids are drawn from 2**31 values: even among a million rooms, 8 draws in a row all hitting
+# taken ids has a chance of about 1e-26.
+_ID_ATTEMPTS = 8
+
+
+def _public_name_taken(name_key: str) -> bool:
+    return db.session.execute(
+        db.select(Room.id).filter_by(name_key=name_key, is_private=False)
+    ).first() is not None
+
+
+def _name_taken() -> ChatError:
+    return ChatError("conflict", "A room with that name exists.", field="name")
+
+
 def do_create_room(user: User, name: str, topic: str | None = None, is_private: bool = False) -> Room:
-    """Create a room owned by user, who becomes its first member."""
-    name, topic = check_create_room(name, topic)
-    room = Room(name=name, name_key=name.lower(), topic=topic, is_private=is_private, owner_id=user.id)
-    db.session.add(room)
-    try:
-        db.session.flush()
-    except IntegrityError:
+    """Create a room owned by user, who becomes its first member, under a random id."""
+    name, topic = check_create_room(name, topic, is_private)
+    for _ in range(_ID_ATTEMPTS):
+        room = Room(id=random_room_id(), name=name, name_key=name.lower(), topic=topic,
+                    is_private=is_private, owner_id=user.id)
+        try:
+            # A savepoint: a failed insert leaves the rest of the transaction usable.
+            with db.session.begin_nested():
+                db.session.add(room)
+        except IntegrityError:
+            # A concurrent creation of the same public name, or an id already taken.
+            if not is_private and _public_name_taken(name.lower()):
+                db.session.rollback()
+                raise _name_taken() from None
+            continue
+        break
+    else:
         db.session.rollback()
-        raise ChatError("conflict", "A room with that name exists.", field="name") from None
+        raise ChatError("conflict", "Could not pick a free room id; try again.")
     db.session.add(Membership(room_id=room.id, user_id=user.id))
     events.subscribe_on_commit(user.id, room.id)
     events.send_event_on_commit(
@@ -200,7 +230,8 @@ def get_rooms_for_user(user: User) -> list[dict]:
     }
     rooms = db.session.execute(
         db.select(Room).filter(or_(Room.is_private.is_(False), Room.id.in_(list(mine) or [0])))
-        .order_by(Room.name_key)
+        # A private room may share its name with another room: the id keeps the order stable.
+        .order_by(Room.name_key, Room.id)
     ).scalars()
     result = []
     for room in rooms:

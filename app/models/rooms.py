@@ -1,23 +1,42 @@
 """Rooms and who belongs to them."""
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models.base import UTCDateTime, utcnow
 
 
+# Room ids are drawn at random from the whole positive INTEGER range: sequential ids would
+# tell anyone who creates a room how many rooms (private ones included) exist.
+ROOM_ID_MAX = 2**31 - 1
+# Public room names are unique ignoring case; private ones need not be unique at all, so a
+# name taken by a private room never shows through a refusal.
+PUBLIC_ONLY = text("NOT is_private")
+
+
+def random_room_id() -> int:
+    """A fresh random room id in 1..ROOM_ID_MAX (the insert retries on the rare collision)."""
+    return secrets.randbelow(ROOM_ID_MAX) + 1
+
+
 class Room(db.Model):
     """A conversation space; private rooms are visible to their members only."""
 
     __tablename__ = "rooms"
+    __table_args__ = (
+        Index("uq_rooms_public_name_key", "name_key", unique=True,
+              postgresql_where=PUBLIC_ONLY, sqlite_where=PUBLIC_ONLY),
+    )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=random_room_id)
     name: Mapped[str] = mapped_column(String(64), nullable=False)
-    name_key: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    # Lower-cased copy of the name: public names are unique on it (uq_rooms_public_name_key).
+    name_key: Mapped[str] = mapped_column(String(64), nullable=False)
     topic: Mapped[str] = mapped_column(String(250), nullable=False, default="")
     is_private: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
