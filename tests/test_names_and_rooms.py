@@ -251,3 +251,161 @@ def test_the_console_has_no_inline_handlers_for_the_csp_to_refuse(app, make_user
     assert re.findall(r"<[^>]+\son[a-z]+\s*=", html) == []
     assert set(re.findall(r'data-admin-action="([a-z_]+)"', html)) == {"disable", "enable", "make_admin"}
     assert '/static/js/admin.js"' in html
+
+
+# --- cleaning: what survives in names, topics and bodies ---------------------------------------
+
+FLAG_ENGLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+
+
+@pytest.mark.parametrize(
+    ("raw", "text", "name"),
+    [
+        # bidi embeddings, overrides and isolates: gone everywhere
+        ("Alice\u202eremmargorp", "Aliceremmargorp", "Aliceremmargorp"),
+        ("a\u202ab\u202bc\u202cd\u202de", "abcde", "abcde"),
+        ("x\u2066y\u2067z\u2068w\u2069", "xyzw", "xyzw"),
+        # bidi marks: kept in prose (RTL text with LTR words needs them), not in names
+        ("\u05e9\u05dc\u05d5\u05dd\u200f OK", "\u05e9\u05dc\u05d5\u05dd\u200f OK", "\u05e9\u05dc\u05d5\u05dd OK"),
+        ("a\u200eb\u061cc", "a\u200eb\u061cc", "abc"),
+        # C0 (but tab and newline) and C1 controls
+        ("a\x00b\x1bc\x7fd", "abcd", "abcd"),
+        ("a\x85b\x9bc\x80d\x9fe", "abcde", "abcde"),
+        ("tab\there\nnext", "tab\there\nnext", "tab here next"),
+        ("line\u2028sep", "line\nsep", "line sep"),
+        # zero-width space, word joiner, BOM: gone; ZWNJ and ZWJ kept in prose only
+        ("ze\u200bro\u2060wi\ufeffdth", "zerowidth", "zerowidth"),
+        ("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+         "\u0645\u06cc\u062e\u0648\u0627\u0647\u0645"),
+        (FAMILY, FAMILY, "\U0001f468\U0001f469\U0001f467"),
+        # other format characters: soft hyphen, invisible operators, interlinear annotation
+        ("soft\u00adhyphen", "softhyphen", "softhyphen"),
+        ("f\u2061(x)\u2062y", "f(x)y", "f(x)y"),
+        ("\ufff9shown\ufffahidden\ufffb", "shownhidden", "shownhidden"),
+        # tag characters: hidden text, except inside an emoji flag (in prose)
+        ("hi\U000e0069\U000e0067\U000e006e\U000e006f\U000e0072\U000e0065", "hi", "hi"),
+        (f"go {FLAG_ENGLAND}!", f"go {FLAG_ENGLAND}!", "go \U0001f3f4!"),
+        # visible Arabic number sign stays in prose
+        ("\u0600\u0661\u0662", "\u0600\u0661\u0662", "\u0661\u0662"),
+        # NFC
+        ("Cafe\u0301", "Caf\u00e9", "Caf\u00e9"),
+        # letters of every script stay
+        ("Ζωή Иван 李小龙 أحمد हिन्दी", "Ζωή Иван 李小龙 أحمد हिन्दी", "Ζωή Иван 李小龙 أحمد हिन्दी"),
+        # invisible "letters" and variation selectors: kept in prose, not in names
+        ("\u3164\uffa0", "\u3164\uffa0", ""),
+        ("A\ufe0fl\u034fi\U000e0100ce", "A\ufe0fl\u034fi\U000e0100ce", "Alice"),
+        # whitespace: one space in names
+        ("  Alice \u3000\u00a0 Archer  ", "  Alice \u3000\u00a0 Archer  ", "Alice Archer"),
+    ],
+)
+def test_cleaning_each_class(raw, text, name):
+    from app.lib import validation
+
+    assert validation.clean_text(raw) == text
+    assert validation.clean_display_name(raw) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "looks_like"),
+    [
+        ("alice", "alice"), ("ALICE", "alice"), ("Alice", "alice"), ("@alice", "alice"),
+        ("\u0430lice", "alice"),  # Cyrillic а
+        ("\uff41\uff4c\uff49\uff43\uff45", "alice"),  # fullwidth
+        ("\U0001d41a\U0001d425\U0001d422\U0001d41c\U0001d41e", "alice"),  # mathematical bold
+        ("al\u200bice", "alice"),  # with a zero-width space
+        ("aIice", "alice"),  # capital I for l
+        ("b0b", "bob"), ("B0B", "bob"), ("paypa1", "paypal"),
+    ],
+)
+def test_look_alikes_share_a_skeleton(name, looks_like):
+    from app.lib import validation
+
+    assert validation.name_skeletons(name) & validation.name_skeletons(looks_like)
+
+
+@pytest.mark.parametrize(("a", "b"), [("alice", "alicia"), ("bob", "rob"), ("Alice Archer", "alice"), ("Zoë", "zoe")])
+def test_different_names_have_different_skeletons(a, b):
+    from app.lib import validation
+
+    assert not validation.name_skeletons(a) & validation.name_skeletons(b)
+
+
+def test_bodies_and_topics_are_cleaned_where_they_are_stored(app, make_user, make_room):
+    from app.actions import messages
+
+    alice = make_user("alice")
+    with app.app_context():
+        room = rooms.do_create_room(row(User, alice), "ops", "Deploys \u202eevil\u202c here\x85")
+        assert room.topic == "Deploys evil here"
+        sent = messages.do_send_message(
+            row(User, alice), room.id, f"see moc.\u202elive\u202c {FAMILY} ze\u200bro \x9b{FLAG_ENGLAND}"
+        ).message
+        assert sent.body == f"see moc.live {FAMILY} zero {FLAG_ENGLAND}"
+        assert "\u202e" not in sent.html and "\u200b" not in sent.html
+
+
+# --- registering a name that passes for someone else ---------------------------------------------
+
+@pytest.mark.parametrize("display_name", ["alice", "ALICE", "@alice", "\u0430lice", "\uff41lice", "a\u200blice", "aIice"])
+def test_a_display_name_that_passes_for_another_username_is_refused(app, make_user, fast_hashing, display_name):
+    make_user("alice", display_name="Alice Archer")
+    response = app.test_client().post("/api/v1/users", json={
+        "username": "mallory", "password": "long-enough-pw", "display_name": display_name,
+    })
+    assert response.status_code == 409, response.get_data(as_text=True)
+    assert response.get_json()["error"] == {
+        "code": "conflict", "message": "That display name looks like the username @alice.", "field": "display_name",
+    }
+
+
+@pytest.mark.parametrize("username", ["b0b", "B0B", "BOB"])
+def test_a_username_that_passes_for_another_is_refused(app, make_user, fast_hashing, username):
+    make_user("bob")
+    response = app.test_client().post("/api/v1/users", json={"username": username, "password": "long-enough-pw"})
+    assert response.status_code == 409
+    assert response.get_json()["error"]["field"] == "username"
+
+
+def test_own_username_other_display_names_and_real_names_are_fine(app, make_user, fast_hashing):
+    """Display names may repeat (people share names): the @username beside them tells them apart."""
+    make_user("alice", display_name="Alice Archer")
+    client = app.test_client()
+    for username, display_name in [("alice2", "ALICE2"), ("mallory", "Alice Archer"), ("zoe", "Zo\u00eb \u0417\u043e\u044f")]:
+        response = client.post("/api/v1/users", json={
+            "username": username, "password": "long-enough-pw", "display_name": display_name,
+        })
+        assert response.status_code == 201, response.get_data(as_text=True)
+    response = client.post("/api/v1/users", json={
+        "username": "eve", "password": "long-enough-pw", "display_name": "\u202eAlice\u200b Archer\u2066",
+    })
+    assert response.status_code == 201
+    assert response.get_json()["display_name"] == "Alice Archer"
+
+
+# --- the username beside the display name -------------------------------------------------------
+
+def test_the_author_line_and_the_notifications_show_the_username(app, make_user, make_room, login):
+    from app.actions import messages, notifications
+
+    alice = make_user("alice", display_name="Alice Archer")
+    mallory = make_user("mallory", display_name="Alice Archer")
+    plain = make_user("bob", display_name="")
+    room = make_room(alice, "general", members=(mallory, plain))
+    with app.app_context():
+        for user, body in ((alice, "real"), (mallory, "fake @alice"), (plain, "plain")):
+            messages.do_send_message(row(User, user), room.id, body)
+        mention = db.session.execute(sa.select(Message).filter_by(body="fake @alice")).scalar_one()
+        notifications.do_create_mention_notifications(mention.id)
+    client = login(alice)
+    html = client.get(f"/rooms/{room.id}").get_data(as_text=True)
+    lines = re.findall(r'<span class="msg-author" title="@(\w+)">([^<]*)</span>\s*(<span class="msg-handle">[^<]*</span>)?', html)
+    assert lines == [
+        ("alice", "Alice Archer", '<span class="msg-handle">@alice</span>'),
+        ("mallory", "Alice Archer", '<span class="msg-handle">@mallory</span>'),
+        ("bob", "bob", ""),  # no display name: the username once
+    ]
+    assert re.search(r'<span class="member-name">Alice Archer</span>\s*<span class="member-handle">@mallory</span>', html)
+    page = client.get("/notifications").get_data(as_text=True)
+    assert re.search(r'<strong class="notification-author">Alice Archer</strong>\s*'
+                     r'<span class="notification-handle">@mallory</span>', page)

@@ -7,7 +7,7 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,12 +30,36 @@ def check_register_user(username: str, password: str, display_name: str | None) 
     """Validate a registration; returns the cleaned username, password and display name."""
     validation.check_username(username)
     validation.check_password(password)
-    display_name = validation.clean_text(display_name or "").strip()
+    display_name = validation.clean_display_name(display_name or "")
     if len(display_name) > 64:
         raise ChatError("invalid", "Display names are at most 64 characters.", field="display_name")
     if get_user_by_username(username) is not None:
         raise ChatError("conflict", "That username is taken.", field="username")
+    # The @username shown beside every display name is what tells people apart, so neither
+    # may pass for someone else's username: "b0b" beside "bob", "Аlice" (Cyrillic А) as a
+    # display name beside @alice.
+    other = _username_looking_like(username, exclude=username)
+    if other is not None:
+        raise ChatError("conflict", f"That username looks too much like @{other}.", field="username")
+    other = _username_looking_like(display_name, exclude=username) if display_name else None
+    if other is not None:
+        raise ChatError("conflict", f"That display name looks like the username @{other}.", field="display_name")
     return username, password, display_name
+
+
+def _username_looking_like(name: str, *, exclude: str) -> str | None:
+    """An existing username (other than exclude) that name cannot be told from, or None."""
+    looks = {look for look in validation.name_skeletons(name) if validation.USERNAME_RE.match(look)}
+    if not looks:
+        return None
+    # A username's skeleton is as long as the username: only those lengths need a look.
+    candidates = db.session.execute(
+        db.select(User.username).where(
+            func.length(User.username_key).in_({len(look) for look in looks}),
+            User.username_key != exclude.lower(),
+        )
+    ).scalars()
+    return next((u for u in candidates if looks & validation.name_skeletons(u)), None)
 
 
 def do_register_user(

@@ -73,6 +73,8 @@ function buildItem(n) {
       h("span", { class: "notification-main" },
         h("span", { class: "notification-head" },
           h("strong", { class: "notification-author", text: author.display_name }),
+          author.username && author.display_name !== author.username
+            ? h("span", { class: "notification-handle", text: `@${author.username}` }) : null,
           h("span", { class: "muted", text: `mentioned you${roomLink ? ` in #${roomLink.textContent}` : ""}` }),
           time,
           h("span", { class: "tag tag-unread", text: "New" })),

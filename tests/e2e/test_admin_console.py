@@ -1,4 +1,4 @@
-"""The admin console in Chromium, under the real Content-Security-Policy."""
+"""The admin console in Chromium under the real Content-Security-Policy, and the names people see."""
 from __future__ import annotations
 
 import itertools
@@ -119,3 +119,58 @@ def test_no_selection_says_so_and_changes_nothing(browsing, administrator):
     console.wait_for_timeout(200)
     assert csp_violations(seen) == []
     assert seen["errors"] == []
+
+
+# The parts of an author line that name someone, as the page shows them.
+AUTHOR_LINE = """el => Array.from(el.querySelectorAll(".msg-meta > .msg-author, .msg-meta > .msg-handle"))
+  .map(part => [part.tagName, part.className, part.getAttribute("title"), part.textContent])"""
+
+
+def test_a_look_alike_display_name_shows_its_username_everywhere(browsing, make_team, server):
+    """Mallory calls herself "Alice Archer": her messages (from the server's history and built
+    live), her place in the members list and the @ suggestions all say @mallory."""
+    team = make_team("alice", "bob")
+    room_id = team.room["id"]
+    mallory = server.register(f"mallory{team.suffix}x", "Alice Archer")
+    server.api("POST", f"/rooms/{room_id}/members", team.alice.token, json={"username": mallory.username})
+    server.post(mallory, room_id, "From the history")
+    bob = browsing.room(team.bob, room_id)
+    server.post(mallory, room_id, "Sent live")
+
+    def author_line(text):
+        from tests.e2e.test_chat import message
+
+        seen = message(bob, text)
+        expect(seen).to_be_visible()
+        return seen.evaluate(AUTHOR_LINE)
+
+    expected = [["SPAN", "msg-author", f"@{mallory.username}", "Alice Archer"],
+                ["SPAN", "msg-handle", None, f"@{mallory.username}"]]
+    # The server's template and the client's renderer: one markup.
+    assert author_line("From the history") == expected
+    assert author_line("Sent live") == expected
+    expect(bob.locator("#member-list li").filter(has_text=f"@{mallory.username}")).to_contain_text("Alice Archer")
+
+    composer = bob.get_by_role("combobox", name=f"Message #{team.room['name']}")
+    composer.click()
+    composer.press_sequentially("@ali")
+    options = bob.get_by_role("listbox", name="Members to mention").get_by_role("option")
+    expect(options).to_have_count(2)
+    expect(options.locator(".mention-option-name")).to_have_text(["Alice Archer", "Alice Archer"])
+    expect(options.locator(".mention-option-handle")).to_have_text(
+        sorted([f"@{team.alice.username}", f"@{mallory.username}"]))
+    browsing.shoot(bob, "look-alike")
+    composer.press("Escape")
+
+    # Bob's own message, as shown before the server has it and after: the same line.
+    own = [["SPAN", "msg-author", f"@{team.bob.username}", "Bob Baker"],
+           ["SPAN", "msg-handle", None, f"@{team.bob.username}"]]
+    pending = bob.evaluate(f"""async () => {{
+      const render = await import("/static/js/room/render.js");
+      const data = JSON.parse(document.getElementById("chorus-data").textContent);
+      return ({AUTHOR_LINE})(render.buildPending("Mine", "c-1", data));
+    }}""")
+    assert pending == own
+    composer.fill("Mine")
+    composer.press("Enter")
+    assert author_line("Mine") == own

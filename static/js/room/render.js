@@ -74,6 +74,17 @@ export function decorateBody(body, me) {
   }
 }
 
+/**
+ * The author's name and, unless it is the same, their @username beside it: display names
+ * need not be unique, so the username is what tells "Alice Archer @alice" from
+ * "Alice Archer @mallory".
+ */
+export function authorLine(user) {
+  const name = h("span", { class: "msg-author", title: `@${user.username}`, text: user.display_name });
+  if (user.display_name === user.username) return [name];
+  return [name, h("span", { class: "msg-handle", text: `@${user.username}` })];
+}
+
 /** The element for a stored message (m as app.lib.serializers.message_dict makes it). */
 export function buildMessage(m, { me, room }) {
   const own = m.author.id === me.id;
@@ -95,7 +106,7 @@ export function buildMessage(m, { me, room }) {
     avatar(m.author),
     h("div", { class: "msg-main" },
       h("div", { class: "msg-meta" },
-        h("span", { class: "msg-author", title: `@${m.author.username}`, text: m.author.display_name }),
+        ...authorLine(m.author),
         own ? h("span", { class: "tag tag-you", text: "you" }) : null,
         mentionsMe ? h("span", { class: "tag tag-mention", text: "mentions you" }) : null,
         timeLink(messageHref(m.room_id, m.id), m.created_at)),
@@ -122,7 +133,7 @@ export function buildPending(body, clientId, { me, room }) {
     avatar(me),
     h("div", { class: "msg-main" },
       h("div", { class: "msg-meta" },
-        h("span", { class: "msg-author", title: `@${me.username}`, text: me.display_name }),
+        ...authorLine(me),
         h("span", { class: "tag tag-you", text: "you" }),
         timeLink(null, created)),
       h("div", { class: "msg-body msg-body-plain", text: body }),
