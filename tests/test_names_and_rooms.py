@@ -13,9 +13,10 @@ from sqlalchemy.exc import IntegrityError
 
 import app.actions.rooms as room_actions
 from app import create_app
-from app.actions import rooms
+from app.actions import messages, notifications, rooms
 from app.config import TestConfig
 from app.extensions import db
+from app.lib import validation
 from app.lib.errors import ChatError
 from app.models import Membership, Message, Room, User
 
@@ -300,8 +301,6 @@ FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
     ],
 )
 def test_cleaning_each_class(raw, text, name):
-    from app.lib import validation
-
     assert validation.clean_text(raw) == text
     assert validation.clean_display_name(raw) == name
 
@@ -319,21 +318,15 @@ def test_cleaning_each_class(raw, text, name):
     ],
 )
 def test_look_alikes_share_a_skeleton(name, looks_like):
-    from app.lib import validation
-
     assert validation.name_skeletons(name) & validation.name_skeletons(looks_like)
 
 
 @pytest.mark.parametrize(("a", "b"), [("alice", "alicia"), ("bob", "rob"), ("Alice Archer", "alice"), ("Zoë", "zoe")])
 def test_different_names_have_different_skeletons(a, b):
-    from app.lib import validation
-
     assert not validation.name_skeletons(a) & validation.name_skeletons(b)
 
 
 def test_bodies_and_topics_are_cleaned_where_they_are_stored(app, make_user, make_room):
-    from app.actions import messages
-
     alice = make_user("alice")
     with app.app_context():
         room = rooms.do_create_room(row(User, alice), "ops", "Deploys \u202eevil\u202c here\x85")
@@ -386,8 +379,6 @@ def test_own_username_other_display_names_and_real_names_are_fine(app, make_user
 # --- the username beside the display name -------------------------------------------------------
 
 def test_the_author_line_and_the_notifications_show_the_username(app, make_user, make_room, login):
-    from app.actions import messages, notifications
-
     alice = make_user("alice", display_name="Alice Archer")
     mallory = make_user("mallory", display_name="Alice Archer")
     plain = make_user("bob", display_name="")
