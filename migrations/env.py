@@ -93,6 +93,9 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        sqlite = connection.dialect.name == 'sqlite'
+        if sqlite:
+            _foreign_keys(connection, on=False)
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
@@ -101,6 +104,28 @@ def run_migrations_online():
 
         with context.begin_transaction():
             context.run_migrations()
+            if sqlite:
+                dangling = connection.exec_driver_sql('PRAGMA foreign_key_check').all()
+                if dangling:
+                    raise RuntimeError(f'rows point at missing rows after the migration: {dangling[:5]}')
+        if sqlite:
+            _foreign_keys(connection, on=True)
+
+
+def _foreign_keys(connection, *, on):
+    """Turn SQLite's foreign keys on or off for this connection, between transactions.
+
+    SQLite alters a table by copying it and dropping the old one. With foreign keys on
+    (app/__init__.py turns them on for every connection) that DROP first deletes, by
+    ON DELETE CASCADE, every row that points at the table: rebuilding messages took every
+    mention and notification with it. The pragma is ignored inside a transaction, so it
+    is set and committed before the migration's transaction begins, and checked.
+    """
+    connection.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    connection.commit()
+    if bool(connection.exec_driver_sql('PRAGMA foreign_keys').scalar()) != on:
+        raise RuntimeError('SQLite did not change foreign_keys; the migration would cascade deletes')
+    connection.commit()
 
 
 if context.is_offline_mode():

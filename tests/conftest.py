@@ -177,3 +177,14 @@ def live(app, token_for):
     for client in clients:
         if client.is_connected():
             client.disconnect()
+
+
+@pytest.fixture
+def keep_logging():
+    """Running the migrations applies alembic.ini's logging (root level, handlers): undo it after."""
+    import logging
+
+    root_level, root_handlers = logging.root.level, list(logging.root.handlers)
+    yield
+    logging.root.setLevel(root_level)
+    logging.root.handlers[:] = root_handlers

@@ -1,7 +1,6 @@
 """Room names and ids that reveal nothing private, and names that cannot pass for someone else."""
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 
@@ -145,20 +144,6 @@ def test_seed_demo_uses_the_public_general_even_beside_a_private_one(app, make_u
 
 
 # --- the migration, on SQLite and on PostgreSQL -------------------------------------------------
-
-@pytest.fixture
-def keep_logging():
-    """migrations/env.py calls fileConfig, which disables existing loggers: put them back."""
-    manager = logging.root.manager
-    disabled = {name: lg.disabled for name, lg in manager.loggerDict.items() if isinstance(lg, logging.Logger)}
-    root_level, root_handlers = logging.root.level, list(logging.root.handlers)
-    yield
-    for name, lg in manager.loggerDict.items():
-        if isinstance(lg, logging.Logger):
-            lg.disabled = disabled.get(name, False)
-    logging.root.setLevel(root_level)
-    logging.root.handlers[:] = root_handlers
-
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def migrated_app(request, tmp_path, keep_logging):

@@ -10,8 +10,6 @@ names stay unique ignoring case (a partial unique index); private names need not
 
 Existing rooms keep their ids; new rooms get random ones (app.models.rooms.random_room_id).
 """
-from contextlib import contextmanager
-
 from alembic import op
 import sqlalchemy as sa
 
@@ -26,7 +24,8 @@ PUBLIC_ONLY = sa.text('NOT is_private')
 
 
 def upgrade():
-    with _rebuild_rooms() as batch_op:
+    # On SQLite a copy of the table; migrations/env.py turns foreign keys off around it.
+    with op.batch_alter_table('rooms', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('uq_rooms_name_key'), type_='unique')
         batch_op.create_index('uq_rooms_public_name_key', ['name_key'], unique=True,
                               postgresql_where=PUBLIC_ONLY, sqlite_where=PUBLIC_ONLY)
@@ -42,32 +41,8 @@ def downgrade():
             'Cannot downgrade: several rooms share each of these names (ignoring case): '
             + ', '.join(shared) + '. Rename all but one of each first.'
         )
-    with _rebuild_rooms() as batch_op:
+    # On SQLite a copy of the table; migrations/env.py turns foreign keys off around it.
+    with op.batch_alter_table('rooms', schema=None) as batch_op:
         batch_op.drop_index('uq_rooms_public_name_key')
         batch_op.create_unique_constraint(batch_op.f('uq_rooms_name_key'), ['name_key'])
 
-
-@contextmanager
-def _rebuild_rooms():
-    """A batch alteration of rooms that keeps every row that points at a room.
-
-    SQLite alters by copying the table and dropping the old one, and with foreign keys on
-    (app/__init__.py turns them on for every connection) that DROP first deletes every
-    membership, message and notification (ON DELETE CASCADE). The pragma can only be turned
-    off outside a transaction; the connection is then detached from the pool, so that no
-    later user of the pool gets a connection without foreign keys.
-    """
-    bind = op.get_bind()
-    guarded = bind.dialect.name == 'sqlite' and bind.exec_driver_sql('PRAGMA foreign_keys').scalar()
-    if guarded:
-        bind.exec_driver_sql('PRAGMA foreign_keys=OFF')
-        if bind.exec_driver_sql('PRAGMA foreign_keys').scalar():
-            raise RuntimeError('SQLite cannot turn foreign keys off inside a transaction, and copying '
-                               'rooms with them on would delete every room\'s memberships and messages')
-        bind.detach()
-    with op.batch_alter_table('rooms', schema=None) as batch_op:
-        yield batch_op
-    if guarded:
-        dangling = bind.exec_driver_sql('PRAGMA foreign_key_check').all()
-        if dangling:
-            raise RuntimeError(f'rows point at missing rows after rebuilding rooms: {dangling[:5]}')
