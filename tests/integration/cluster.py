@@ -85,6 +85,52 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def embedded_env(database: Path, port: int, **settings) -> dict:
+    """The environment of an embedded-mode server: SQLite at `database`, no Redis, `settings` on top."""
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "PORT": str(port),
+           **{name: str(value) for name, value in settings.items()}}
+    env.pop("REDIS_URL", None)
+    return env
+
+
+def migrate(env: dict) -> None:
+    """`flask db upgrade` on the database that env names."""
+    subprocess.run([sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT, env=env,
+                   check=True, capture_output=True, timeout=120)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
+    """Wait until the server answers /healthz; raise with its log if it exits or never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(log_path.read_text())
+        try:
+            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(log_path.read_text())
+
+
+@contextmanager
+def embedded_server(env: dict, log_path: Path):
+    """`python wsgi.py` (eventlet) with env until it is healthy; yields {url, port, proc, log}; stops it after."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{env['PORT']}"
+            wait_healthy(url, proc, log_path)
+            yield {"url": url, "port": int(env["PORT"]), "proc": proc, "log": log_path}
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 class RedisServer:
     """A private redis-server on a free port, without persistence, that a test may stop and restart."""
 

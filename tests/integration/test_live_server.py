@@ -1,14 +1,11 @@
 """A real embedded-mode server: origins, oversized socket frames, hostile payloads."""
-import os
-import subprocess
-import sys
 import time
 
 import pytest
 import requests
 import socketio
 
-from tests.integration.cluster import ROOT, free_port
+from tests.integration.cluster import ROOT, embedded_env, embedded_server, free_port, migrate
 
 PASSWORD = "live-server-pw-1"
 
@@ -17,37 +14,20 @@ PASSWORD = "live-server-pw-1"
 def server(tmp_path_factory):
     """wsgi.py (eventlet) on SQLite, no Redis: the embedded mode as `make run` serves it."""
     tmp = tmp_path_factory.mktemp("live")
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'live.db'}", "PORT": str(port),
-           "SECRET_KEY": "live-server-secret"}
-    env.pop("REDIS_URL", None)
-    subprocess.run([sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT, env=env,
-                   check=True, capture_output=True, timeout=120)
-    log = open(tmp / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError((tmp / "server.log").read_text())
-    tokens = {}
-    for name in ("alice", "bob"):
-        assert requests.post(f"{url}/api/v1/users", json={"username": name, "password": PASSWORD}).status_code == 201
-        tokens[name] = requests.post(f"{url}/api/v1/auth/token",
-                                     json={"username": name, "password": PASSWORD}).json()["token"]
-    room = requests.post(f"{url}/api/v1/rooms", json={"name": "general"},
-                         headers={"Authorization": f"Bearer {tokens['alice']}"}).json()
-    requests.post(f"{url}/api/v1/rooms/{room['id']}/members", json={"username": "bob"},
-                  headers={"Authorization": f"Bearer {tokens['alice']}"})
-    yield {"url": url, "tokens": tokens, "room_id": room["id"], "proc": proc}
-    proc.terminate()
-    proc.wait(timeout=20)
+    env = embedded_env(tmp / "live.db", free_port(), SECRET_KEY="live-server-secret")
+    migrate(env)
+    with embedded_server(env, tmp / "server.log") as running:
+        url = running["url"]
+        tokens = {}
+        for name in ("alice", "bob"):
+            assert requests.post(f"{url}/api/v1/users", json={"username": name, "password": PASSWORD}).status_code == 201
+            tokens[name] = requests.post(f"{url}/api/v1/auth/token",
+                                         json={"username": name, "password": PASSWORD}).json()["token"]
+        room = requests.post(f"{url}/api/v1/rooms", json={"name": "general"},
+                             headers={"Authorization": f"Bearer {tokens['alice']}"}).json()
+        requests.post(f"{url}/api/v1/rooms/{room['id']}/members", json={"username": "bob"},
+                      headers={"Authorization": f"Bearer {tokens['alice']}"})
+        yield {"url": url, "tokens": tokens, "room_id": room["id"], "proc": running["proc"]}
 
 
 def connect(server, name, transports=("websocket",), **kwargs):

@@ -1,14 +1,11 @@
 """A real eventlet server: refused logins take as long whoever the username names; forwarded hosts are not origins."""
-import os
 import statistics
-import subprocess
-import sys
 import time
 
 import pytest
 import requests
 
-from tests.integration.cluster import ROOT, free_port
+from tests.integration.cluster import embedded_env, embedded_server, free_port, migrate
 
 PASSWORD = "timing-live-pw-1"
 TRIES = 15
@@ -18,31 +15,16 @@ TRIES = 15
 def server(tmp_path_factory):
     """wsgi.py (eventlet) on SQLite with rate limits off, so every login runs to the password check."""
     tmp = tmp_path_factory.mktemp("timing")
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'timing.db'}", "PORT": str(port),
-           "SECRET_KEY": "timing-live-server-secret-0123456789", "RATELIMIT_ENABLED": "0", "TRUSTED_PROXIES": "0"}
-    env.pop("REDIS_URL", None)
-    subprocess.run([sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT, env=env,
-                   check=True, capture_output=True, timeout=120)
-    log = open(tmp / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError((tmp / "server.log").read_text())
-    assert requests.post(f"{url}/api/v1/users", json={"username": "alice", "password": PASSWORD}).status_code == 201
-    token = requests.post(f"{url}/api/v1/auth/token", json={"username": "alice", "password": PASSWORD}).json()["token"]
-    yield {"url": url, "token": token}
-    proc.terminate()
-    proc.wait(timeout=20)
-
+    env = embedded_env(tmp / "timing.db", free_port(), SECRET_KEY="timing-live-server-secret-0123456789",
+                       RATELIMIT_ENABLED=0, TRUSTED_PROXIES=0)
+    migrate(env)
+    with embedded_server(env, tmp / "server.log") as running:
+        url = running["url"]
+        created = requests.post(f"{url}/api/v1/users", json={"username": "alice", "password": PASSWORD})
+        assert created.status_code == 201
+        token = requests.post(f"{url}/api/v1/auth/token",
+                              json={"username": "alice", "password": PASSWORD}).json()["token"]
+        yield {"url": url, "token": token}
 
 def _refusal_seconds(session, url, username) -> float:
     started = time.perf_counter()

@@ -5,11 +5,8 @@ The server runs with deadlines of about a second so that the tests stay quick. T
 """
 import http.client
 import json
-import os
 import shutil
 import socket
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 
@@ -18,7 +15,7 @@ import requests
 import socketio
 import websocket
 
-from tests.integration.cluster import ROOT, free_port
+from tests.integration.cluster import embedded_env, embedded_server, free_port, migrate
 
 PASSWORD = "resource-limits-pw-1"
 AUTH_TIMEOUT = 1.0
@@ -43,34 +40,18 @@ SETTINGS = {
 def migrated(tmp_path_factory):
     """An empty, migrated SQLite database that each server starts from a copy of."""
     path = tmp_path_factory.mktemp("schema") / "schema.db"
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{path}", "SECRET_KEY": "resource-limits-secret-0123456789abcdef"}
-    subprocess.run([sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT, env=env,
-                   check=True, capture_output=True, timeout=120)
+    migrate(embedded_env(path, 0, SECRET_KEY="resource-limits-secret-0123456789abcdef"))
     return path
 
 
 @contextmanager
 def running_server(tmp, migrated, **settings):
     """wsgi.py in the embedded mode with `settings` over SETTINGS, and two users in one room."""
-    port = free_port()
     shutil.copyfile(migrated, tmp / "limits.db")
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'limits.db'}", "PORT": str(port),
-           "SECRET_KEY": "resource-limits-secret-0123456789abcdef",
-           **{name: str(value) for name, value in {**SETTINGS, **settings}.items()}}
-    env.pop("REDIS_URL", None)
-    log = open(tmp / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError((tmp / "server.log").read_text())
+    env = embedded_env(tmp / "limits.db", free_port(), SECRET_KEY="resource-limits-secret-0123456789abcdef",
+                       **{**SETTINGS, **settings})
+    with embedded_server(env, tmp / "server.log") as running:
+        url = running["url"]
         tokens = {}
         for name in ("alice", "bob"):
             created = requests.post(f"{url}/api/v1/users", json={"username": name, "password": PASSWORD})
@@ -81,16 +62,7 @@ def running_server(tmp, migrated, **settings):
                              headers={"Authorization": f"Bearer {tokens['alice']}"}).json()
         requests.post(f"{url}/api/v1/rooms/{room['id']}/members", json={"username": "bob"},
                       headers={"Authorization": f"Bearer {tokens['alice']}"})
-        yield {"url": url, "port": port, "tokens": tokens, "room_id": room["id"], "proc": proc,
-               "log": tmp / "server.log"}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
+        yield {**running, "tokens": tokens, "room_id": room["id"]}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, migrated):

@@ -12,7 +12,7 @@ import pytest
 import requests
 import socketio
 
-from tests.integration.cluster import REDIS_BASE_URL, ROOT, free_port, require_services
+from tests.integration.cluster import REDIS_BASE_URL, ROOT, free_port, migrate, require_services, wait_healthy
 
 PASSWORD = "live-sessions-pw-1"
 NEW_PASSWORD = "live-sessions-pw-2"
@@ -33,25 +33,14 @@ class Server:
         self.starts = 0
 
     def migrate(self):
-        done = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT,
-                              env=self.env, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stderr
+        migrate(self.env)
 
     def start(self):
         self.starts += 1
         log = open(self.tmp / f"server-{self.starts}.log", "wb")
         self.proc = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=self.env, stdout=log,
                                      stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError((self.tmp / f"server-{self.starts}.log").read_text())
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise RuntimeError("the server did not become healthy")
+        wait_healthy(self.url, self.proc, self.tmp / f"server-{self.starts}.log")
 
     def stop(self):
         if self.proc is not None:

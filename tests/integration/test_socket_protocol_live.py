@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import requests
 import socketio
 import websocket
 
-from tests.integration.cluster import ROOT, free_port
+from tests.integration.cluster import ROOT, embedded_env, embedded_server, free_port, migrate
 
 PASSWORD = "protocol-pw-12345"
 EIO = "/socket.io/?EIO=4&transport="
@@ -30,30 +29,19 @@ EIO = "/socket.io/?EIO=4&transport="
 def server(tmp_path_factory):
     """wsgi.py (eventlet) in the embedded mode, with an administrator and a few users."""
     tmp = tmp_path_factory.mktemp("protocol")
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'live.db'}", "PORT": str(port),
-           "SECRET_KEY": "protocol-live-secret-0123456789abcdef", "REGISTER_RATE_LIMIT": "1000 per hour",
-           "LOGIN_RATE_LIMIT": "1000 per minute", "SOCKET_AUTH_TIMEOUT": "0"}
-    env.pop("REDIS_URL", None)
-    flask = [sys.executable, "-m", "flask", "--app", "app"]
-    subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
-    subprocess.run([*flask, "create-admin", "root", "--password", PASSWORD], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=120)
-    log_path = tmp / "server.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError(log_path.read_text())
-    info = {"url": url, "port": port, "proc": proc, "log": log_path, "users": {}}
+    env = embedded_env(tmp / "live.db", free_port(), SECRET_KEY="protocol-live-secret-0123456789abcdef",
+                       REGISTER_RATE_LIMIT="1000 per hour", LOGIN_RATE_LIMIT="1000 per minute", SOCKET_AUTH_TIMEOUT=0)
+    migrate(env)
+    subprocess.run([sys.executable, "-m", "flask", "--app", "app", "create-admin", "root", "--password", PASSWORD],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+    with embedded_server(env, tmp / "server.log") as running:
+        yield _populated(running)
+
+
+def _populated(running: dict) -> dict:
+    """The running server with five users in a public and a private room, alice owning both."""
+    url = running["url"]
+    info = {**running, "users": {}}
     for name in ("alice", "bob", "carol", "dora", "erin"):
         created = requests.post(f"{url}/api/v1/users", json={"username": name, "password": PASSWORD})
         assert created.status_code == 201, created.text
@@ -66,9 +54,7 @@ def server(tmp_path_factory):
         for name in ("bob", "carol", "dora", "erin"):
             added = requests.post(f"{url}/api/v1/rooms/{info[room]}/members", json={"username": name}, headers=alice)
             assert added.status_code in (200, 201), added.text
-    yield info
-    proc.terminate()
-    proc.wait(timeout=20)
+    return info
 
 
 def token(server, name: str) -> str:
