@@ -6,6 +6,7 @@ from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
 from flask_login import current_user
+from jinja2 import BaseLoader, ChoiceLoader, PackageLoader, TemplateNotFound
 
 from app.actions import users as user_actions
 from app.extensions import db
@@ -119,8 +120,29 @@ class NotificationView(ReadOnlyView):
     column_default_sort = ("id", True)
 
 
+# Inline handlers in Flask-Admin's own templates that templates/admin/ does not replace
+# whole: the Content-Security-Policy refuses them, and static/js/admin.js does their work.
+_INLINE_HANDLERS = {"admin/model/layout.html": ' onclick="return false;"'}
+
+
+class _WithoutInlineHandlers(BaseLoader):
+    """Flask-Admin's installed templates named in _INLINE_HANDLERS, with those handlers taken out."""
+
+    def __init__(self) -> None:
+        self._installed = PackageLoader("flask_admin", "templates/bootstrap4")
+
+    def get_source(self, environment, template):
+        """The installed template's source without its inline handler; others are not ours."""
+        handler = _INLINE_HANDLERS.get(template)
+        if handler is None:
+            raise TemplateNotFound(template)
+        source, filename, uptodate = self._installed.get_source(environment, template)
+        return source.replace(handler, ""), filename, uptodate
+
+
 def init_admin(app: Flask) -> None:
     """Mount the console on the app (a new Admin per app keeps tests independent)."""
+    app.jinja_env.loader = ChoiceLoader([_WithoutInlineHandlers(), app.jinja_env.loader])
     admin = Admin(app, name="Chorus admin", index_view=ChorusIndexView(url="/admin"), csp_nonce_generator=csp_nonce)
     admin.add_view(UserView(User, db, name="Users"))
     admin.add_view(RoomView(Room, db, name="Rooms"))

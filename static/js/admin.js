@@ -1,7 +1,8 @@
 // The admin console under the Content-Security-Policy (script-src 'self' and a nonce, no
 // inline handlers): Flask-Admin's templates attach behaviour with onclick="..." attributes
-// and javascript: links, both of which the browser refuses to run. templates/admin/ marks
-// those elements instead, and this one delegated listener does their work.
+// and javascript: links, both of which the browser refuses to run. templates/admin/ and
+// app/admin (which takes them out of the installed templates) mark those elements instead,
+// and this one delegated listener does their work.
 (function () {
   "use strict";
 
