@@ -36,8 +36,9 @@ run: seed
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python wsgi.py
 
 cluster: install
-	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" || { \
-	  echo "make cluster needs DATABASE_URL (PostgreSQL) and REDIS_URL, e.g."; \
+	@test -n "$$DATABASE_URL" -a -n "$$REDIS_URL" -a -n "$$SECRET_KEY" || { \
+	  echo "make cluster needs DATABASE_URL (PostgreSQL), REDIS_URL and SECRET_KEY (the same for every process), e.g."; \
+	  echo "  export SECRET_KEY=\$$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"; \
 	  echo "  DATABASE_URL=postgresql://postgres@127.0.0.1:5432/chorus REDIS_URL=redis://127.0.0.1:6379/0 make cluster"; \
 	  exit 2; }
 	$(FLASK) db upgrade
