@@ -131,6 +131,21 @@ def embedded_server(env: dict, log_path: Path):
                 proc.kill()
 
 
+def alice_and_bob_in_general(url: str, password: str) -> tuple[dict, int]:
+    """Register alice and bob on a fresh server, with a token each, both in alice's room "general"."""
+    tokens = {}
+    for name in ("alice", "bob"):
+        created = requests.post(f"{url}/api/v1/users", json={"username": name, "password": password})
+        assert created.status_code == 201, created.text
+        tokens[name] = requests.post(f"{url}/api/v1/auth/token",
+                                     json={"username": name, "password": password}).json()["token"]
+    alice = {"Authorization": f"Bearer {tokens['alice']}"}
+    room = requests.post(f"{url}/api/v1/rooms", json={"name": "general"}, headers=alice).json()
+    added = requests.post(f"{url}/api/v1/rooms/{room['id']}/members", json={"username": "bob"}, headers=alice)
+    assert added.status_code == 201, added.text
+    return tokens, room["id"]
+
+
 class RedisServer:
     """A private redis-server on a free port, without persistence, that a test may stop and restart."""
 

@@ -5,7 +5,7 @@ import pytest
 import requests
 import socketio
 
-from tests.integration.cluster import ROOT, embedded_env, embedded_server, free_port, migrate
+from tests.integration.cluster import ROOT, alice_and_bob_in_general, embedded_env, embedded_server, free_port, migrate
 
 PASSWORD = "live-server-pw-1"
 
@@ -17,17 +17,9 @@ def server(tmp_path_factory):
     env = embedded_env(tmp / "live.db", free_port(), SECRET_KEY="live-server-secret")
     migrate(env)
     with embedded_server(env, tmp / "server.log") as running:
+        tokens, room_id = alice_and_bob_in_general(running["url"], PASSWORD)
         url = running["url"]
-        tokens = {}
-        for name in ("alice", "bob"):
-            assert requests.post(f"{url}/api/v1/users", json={"username": name, "password": PASSWORD}).status_code == 201
-            tokens[name] = requests.post(f"{url}/api/v1/auth/token",
-                                         json={"username": name, "password": PASSWORD}).json()["token"]
-        room = requests.post(f"{url}/api/v1/rooms", json={"name": "general"},
-                             headers={"Authorization": f"Bearer {tokens['alice']}"}).json()
-        requests.post(f"{url}/api/v1/rooms/{room['id']}/members", json={"username": "bob"},
-                      headers={"Authorization": f"Bearer {tokens['alice']}"})
-        yield {"url": url, "tokens": tokens, "room_id": room["id"], "proc": running["proc"]}
+        yield {"url": url, "tokens": tokens, "room_id": room_id, "proc": running["proc"]}
 
 
 def connect(server, name, transports=("websocket",), **kwargs):

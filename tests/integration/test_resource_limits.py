@@ -11,11 +11,10 @@ import time
 from contextlib import contextmanager
 
 import pytest
-import requests
 import socketio
 import websocket
 
-from tests.integration.cluster import embedded_env, embedded_server, free_port, migrate
+from tests.integration.cluster import alice_and_bob_in_general, embedded_env, embedded_server, free_port, migrate
 
 PASSWORD = "resource-limits-pw-1"
 AUTH_TIMEOUT = 1.0
@@ -51,18 +50,8 @@ def running_server(tmp, migrated, **settings):
     env = embedded_env(tmp / "limits.db", free_port(), SECRET_KEY="resource-limits-secret-0123456789abcdef",
                        **{**SETTINGS, **settings})
     with embedded_server(env, tmp / "server.log") as running:
-        url = running["url"]
-        tokens = {}
-        for name in ("alice", "bob"):
-            created = requests.post(f"{url}/api/v1/users", json={"username": name, "password": PASSWORD})
-            assert created.status_code == 201
-            tokens[name] = requests.post(f"{url}/api/v1/auth/token",
-                                         json={"username": name, "password": PASSWORD}).json()["token"]
-        room = requests.post(f"{url}/api/v1/rooms", json={"name": "general"},
-                             headers={"Authorization": f"Bearer {tokens['alice']}"}).json()
-        requests.post(f"{url}/api/v1/rooms/{room['id']}/members", json={"username": "bob"},
-                      headers={"Authorization": f"Bearer {tokens['alice']}"})
-        yield {**running, "tokens": tokens, "room_id": room["id"]}
+        tokens, room_id = alice_and_bob_in_general(running["url"], PASSWORD)
+        yield {**running, "tokens": tokens, "room_id": room_id}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, migrated):
