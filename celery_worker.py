@@ -16,6 +16,7 @@ from celery.signals import worker_init, worker_process_init  # noqa: E402
 from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.ops.health import check_services, describe  # noqa: E402
+from app.ops.heap import freeze_startup_objects, watch_collections  # noqa: E402
 from app.security import ConfigError  # noqa: E402
 
 try:
@@ -41,6 +42,10 @@ def _check_and_serve_metrics(**_kwargs):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         start_http_server(int(port), addr=os.environ.get("WORKER_METRICS_HOST", "127.0.0.1"), registry=registry)
+    # In the parent, before it forks the pool: the children inherit a frozen start-up heap
+    # (no collection walks it, and no collection dirties its pages after the fork).
+    freeze_startup_objects()
+    watch_collections()
 
 
 @worker_process_init.connect

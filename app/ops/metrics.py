@@ -15,3 +15,13 @@ task_latency = Histogram(
     ["task"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+gc_pauses = Histogram(
+    "chorus_gc_pause_seconds",
+    "How long each run of Python's cyclic garbage collector stopped the process, by generation",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+frozen_objects = Gauge(
+    "chorus_gc_frozen_objects", "Objects alive at start-up, excluded from garbage collections",
+    multiprocess_mode="max",
+)

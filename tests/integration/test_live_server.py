@@ -113,3 +113,12 @@ def test_sockets_work_over_polling_upgrades_and_after_a_refused_handshake(server
     finally:
         bob.disconnect()
         alice.disconnect()
+
+
+def test_startup_objects_are_kept_out_of_garbage_collections_and_pauses_are_measured(server):
+    # A full collection used to walk every object built at start-up (~170,000), stopping
+    # the whole process for 60-130 ms every 10-15 s under load (docs/BENCHMARKS.md).
+    text = requests.get(f"{server['url']}/metrics", timeout=5).text
+    frozen = [float(line.split()[-1]) for line in text.splitlines() if line.startswith("chorus_gc_frozen_objects ")]
+    assert frozen and frozen[0] > 50_000, text[:2000]
+    assert 'chorus_gc_pause_seconds_count{generation="0"}' in text
