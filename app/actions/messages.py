@@ -1,12 +1,15 @@
 """Sending messages and reading history."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from typing import Callable
 
 from flask import current_app
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
+from werkzeug.local import LocalProxy
 
 from app import events
 from app.extensions import db
@@ -62,11 +65,12 @@ def _retried(existing: Message, room_id: int) -> SendResult:
 def do_send_message(user: User, room_id: int, body: str, client_id: str | None = None) -> SendResult:
     """Store a message, broadcast it to every member after commit, then queue its mentions.
 
-    A retry with a client_id already used by this author returns the original message and
-    sends nothing again (the unique constraint finds it; there is no lookup beforehand).
+    Sends to one room that arrive while an earlier one is being stored wait for it and are
+    then stored together, by one statement and one commit, and broadcast in order (group
+    commit, `_RoomQueue`); a send into an idle room is stored at once. A retry with a
+    client_id already used by this author returns the original message and sends nothing
+    again (the unique constraint finds it; there is no lookup beforehand).
     """
-    from app import tasks  # tasks import actions; importing here keeps the graph acyclic
-
     body = check_message_body(body)
     client_id = validation.check_client_id(client_id)
     if not 0 < room_id <= MAX_ID:
@@ -78,110 +82,286 @@ def do_send_message(user: User, room_id: int, body: str, client_id: str | None =
     parsed = parse_message(body)
     mentioned = _resolve_mentions(room_id, parsed.mentions, exclude_user_id=user.id)
     html = render_parsed(parsed, {u.username_key: u.username for u in mentioned})
-    created_at = utcnow()
+    # The user itself, not a proxy such as Flask-Login's current_user: another send's
+    # context may store this draft, where the proxy would name that send's user.
+    author = user._get_current_object() if isinstance(user, LocalProxy) else user
+    draft = _Draft(author, room_id, body, html, client_id, utcnow(), mentioned)
     for _attempt in range(2):
-        try:
-            stored = _store_message(
-                room_id=room_id, author_id=user.id, body=body, html=html, client_id=client_id,
-                created_at=created_at, mention_ids=[u.id for u in mentioned],
-            )
-        except IntegrityError:
-            # This author already used the client_id: a retry, or a concurrent one that won.
-            db.session.rollback()
-            existing = _find_by_client_id(user.id, client_id)
-            if existing is None:
-                raise
-            return _retried(existing, room_id)
-        if stored is not None:
-            break
+        _RoomQueue.store(draft)
+        if draft.result is not None:
+            return draft.result
+        if draft.error is not None:
+            raise draft.error
+        if draft.outcome == _ALONE:
+            # A client_id in the batch was used before: this send on its own, to find out
+            # whether it is the retry (and return the original) or was only caught with it.
+            draft.reset()
+            _store_batch([draft])
+            if draft.result is not None:
+                return draft.result
+            if draft.error is not None:
+                raise draft.error
         db.session.rollback()
         _refuse_sender(room_id, user)  # raises, unless the user joined in between
-    else:
-        raise ChatError("conflict", "The room changed while sending; try again.")
-
-    message_id, seq = stored
-    message = Message(
-        id=message_id, room_id=room_id, seq=seq, author_id=user.id, author=user,
-        body=body, html=html, client_id=client_id, created_at=created_at,
-        mentions=[Mention(message_id=message_id, user_id=u.id, user=u) for u in mentioned],
-    )
-    data = serializers.message_dict(message)
-    events.send_event_on_commit("message", data, to=events.room_channel(room_id))
-    events.on_commit(metrics.messages_sent.inc)
-    if mentioned:
-        events.enqueue_on_commit(tasks.notify_mentions, message_id)
-    db.session.commit()
-    return SendResult(message, created=True, data=data)
+        draft.reset()
+    raise ChatError("conflict", "The room changed while sending; try again.")
 
 
-# PostgreSQL stores a message in one statement. Bumping the room's seq locks the room's row
-# until commit, so the room's messages commit in the order of their ids and catching up
-# with after=<id> never skips one that committed late; one statement and the commit are
-# all that happens under that lock. The membership check (and a disabled author) stores
-# nothing and returns no row.
-_STORE_SQL = sa.text("""WITH bump AS (
-    UPDATE rooms SET last_seq = rooms.last_seq + 1
-    WHERE rooms.id = :room_id AND EXISTS (
+_STORED, _REFUSED, _ALONE = "stored", "refused", "alone"
+# The most sends one statement stores: a bound on the statement's size and on how long the
+# first of a batch waits for the broadcast of the last.
+MAX_BATCH = 64
+
+
+class _Draft:
+    """A send on its way to the database: what to store, and what became of it."""
+
+    __slots__ = ("author", "room_id", "body", "html", "client_id", "created_at", "mentioned",
+                 "outcome", "result", "error", "turn")
+
+    def __init__(self, author: User, room_id: int, body: str, html: str, client_id: str | None, created_at,
+                 mentioned: list[User]) -> None:
+        self.author, self.room_id, self.body, self.html = author, room_id, body, html
+        self.client_id, self.created_at, self.mentioned = client_id, created_at, mentioned
+        self.turn = threading.Event()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the outcome of an earlier attempt."""
+        self.outcome = None
+        self.result: SendResult | None = None
+        self.error: BaseException | None = None
+        self.turn.clear()
+
+
+class _RoomQueue:
+    """The sends of one room waiting in this process, and whether a batch of them is being stored.
+
+    The first send into an idle room stores itself. Sends that arrive meanwhile wait; when
+    the batch in flight is done, the oldest waiting send stores every send waiting then (up
+    to MAX_BATCH) in its own session and wakes the others with their outcomes. So a room
+    costs one statement and one commit per batch, not per message, once sends queue up, and
+    an idle room adds no wait. The room's row lock in the database still orders batches
+    from several processes; this only gathers the sends of one process.
+    """
+
+    _lock = threading.Lock()
+    _rooms: dict[int, "_RoomQueue"] = {}
+
+    def __init__(self, room_id: int) -> None:
+        self.room_id = room_id
+        self.waiting: list[_Draft] = []
+        self.busy = False
+
+    @classmethod
+    def store(cls, draft: _Draft) -> None:
+        """Store draft, alone or with others; returns when its outcome is known."""
+        with cls._lock:
+            queue = cls._rooms.get(draft.room_id)
+            if queue is None:
+                queue = cls._rooms[draft.room_id] = cls(draft.room_id)
+            queue.waiting.append(draft)
+            lead = not queue.busy
+            queue.busy = True
+        if not lead:
+            draft.turn.wait()
+            if draft.outcome is not None:
+                return  # a batch led by another send stored (or refused) it
+        # This send leads the next batch: it is the oldest waiting, so the batch starts with it.
+        released = []
+
+        def release() -> None:
+            # The next batch may go as soon as this one committed: its broadcast need not wait
+            # for this one's (clients order by id; a slow publish must not hold the room).
+            if released:
+                return
+            released.append(True)
+            with cls._lock:
+                if queue.waiting:
+                    queue.waiting[0].turn.set()
+                else:
+                    queue.busy = False
+                    del cls._rooms[queue.room_id]
+
+        try:
+            with cls._lock:
+                batch, queue.waiting[:MAX_BATCH] = queue.waiting[:MAX_BATCH], []
+            _store_batch(batch, committed=release)
+        finally:
+            release()
+
+
+def _store_batch(batch: list[_Draft], committed: Callable[[], None] | None = None) -> None:
+    """Store a room's drafts in the current session, commit, broadcast them in order, and
+    record each draft's outcome; wakes every draft of the batch but the current one.
+
+    `committed` runs right after the commit, before the broadcasts."""
+    from app import tasks  # tasks import actions; importing here keeps the graph acyclic
+
+    room_id = batch[0].room_id
+    try:
+        try:
+            stored = _store_messages(room_id, batch)
+        except IntegrityError:
+            # Some author already used a client_id: a retry, or a concurrent one that won.
+            db.session.rollback()
+            if len(batch) > 1:
+                for draft in batch:
+                    draft.outcome = _ALONE
+                return
+            draft = batch[0]
+            existing = _find_by_client_id(draft.author.id, draft.client_id)
+            if existing is None:
+                raise
+            draft.outcome = _STORED
+            try:
+                draft.result = _retried(existing, room_id)
+            except ChatError as exc:
+                draft.error = exc
+            return
+        if committed is not None:
+            events.on_commit(committed)
+        for draft, (message_id, seq) in zip(batch, stored):
+            if message_id is None:
+                draft.outcome = _REFUSED
+                continue
+            message = Message(
+                id=message_id, room_id=room_id, seq=seq, author_id=draft.author.id, author=draft.author,
+                body=draft.body, html=draft.html, client_id=draft.client_id, created_at=draft.created_at,
+                mentions=[Mention(message_id=message_id, user_id=u.id, user=u) for u in draft.mentioned],
+            )
+            data = serializers.message_dict(message)
+            events.send_event_on_commit("message", data, to=events.room_channel(room_id))
+            events.on_commit(metrics.messages_sent.inc)
+            if draft.mentioned:
+                events.enqueue_on_commit(tasks.notify_mentions, message_id)
+            draft.outcome = _STORED
+            draft.result = SendResult(message, created=True, data=data)
+        if any(draft.outcome == _STORED for draft in batch):
+            db.session.commit()  # broadcasts the batch in the order of its seqs
+        else:
+            db.session.rollback()
+    except Exception as exc:
+        db.session.rollback()
+        for draft in batch:
+            if draft.outcome is None:
+                draft.outcome, draft.error = _STORED, exc
+    finally:
+        metrics.send_batch_size.observe(len(batch))
+        for draft in batch:
+            if draft.outcome is None:  # interrupted before any outcome: not a lead to take over
+                draft.outcome, draft.error = _STORED, ChatError("internal", "Something went wrong; try again.")
+        for draft in batch[1:]:
+            draft.turn.set()
+
+
+# PostgreSQL stores a batch of messages in one statement. Bumping the room's seq locks the
+# room's row until commit, so the room's messages commit in the order of their ids and
+# catching up with after=<id> never skips one that committed late; one statement and the
+# commit are all that happens under that lock. Sends whose author may not send there (not
+# a member, or disabled) are left out and get no seq; the rest get consecutive seqs and
+# ids in the order given.
+_STORE_SQL = sa.text("""WITH input AS (
+    SELECT * FROM unnest(CAST(:author_ids AS integer[]), CAST(:bodies AS text[]), CAST(:htmls AS text[]),
+                         CAST(:client_ids AS text[]), CAST(:created_ats AS timestamptz[]))
+        WITH ORDINALITY AS given (author_id, body, html, client_id, created_at, n)
+), allowed AS (
+    SELECT input.*, row_number() OVER (ORDER BY input.n) AS k FROM input
+    WHERE EXISTS (
         SELECT 1 FROM memberships JOIN users ON users.id = memberships.user_id
-        WHERE memberships.room_id = :room_id AND memberships.user_id = :author_id
+        WHERE memberships.room_id = :room_id AND memberships.user_id = input.author_id
           AND NOT users.is_disabled)
-    RETURNING rooms.last_seq
+), bump AS (
+    UPDATE rooms SET last_seq = rooms.last_seq + (SELECT count(*) FROM allowed)
+    WHERE rooms.id = :room_id AND EXISTS (SELECT 1 FROM allowed)
+    RETURNING rooms.last_seq - (SELECT count(*) FROM allowed) AS base
 ), message AS (
     INSERT INTO messages (room_id, author_id, body, html, client_id, seq, created_at)
-    SELECT :room_id, :author_id, :body, :html, :client_id, bump.last_seq, :created_at FROM bump
-    RETURNING messages.id, messages.seq
+    SELECT :room_id, allowed.author_id, allowed.body, allowed.html, allowed.client_id, bump.base + allowed.k,
+           allowed.created_at
+    FROM allowed, bump ORDER BY allowed.k
+    RETURNING messages.id, messages.seq, messages.author_id
+), stored AS (
+    SELECT message.id, message.seq, message.author_id, allowed.n
+    FROM message, bump, allowed WHERE allowed.k = message.seq - bump.base
 ), mentioned AS (
     INSERT INTO mentions (message_id, user_id)
-    SELECT message.id, ids.user_id
-    FROM message, unnest(CAST(:mention_ids AS integer[])) WITH ORDINALITY AS ids (user_id, n)
-    ORDER BY ids.n
+    SELECT stored.id, given.user_id
+    FROM unnest(CAST(:mention_ns AS integer[]), CAST(:mention_user_ids AS integer[]))
+        WITH ORDINALITY AS given (n, user_id, o)
+    JOIN stored ON stored.n = given.n
+    ORDER BY given.o
 ), author_read AS (
-    UPDATE memberships SET last_read_message_id = message.id FROM message
-    WHERE memberships.room_id = :room_id AND memberships.user_id = :author_id
-      AND memberships.last_read_message_id < message.id
+    UPDATE memberships SET last_read_message_id = latest.id
+    FROM (SELECT author_id, max(id) AS id FROM stored GROUP BY author_id) AS latest
+    WHERE memberships.room_id = :room_id AND memberships.user_id = latest.author_id
+      AND memberships.last_read_message_id < latest.id
 )
-SELECT message.id, message.seq FROM message
-""").bindparams(sa.bindparam("created_at", type_=UTCDateTime()))
+SELECT stored.n, stored.id, stored.seq FROM stored
+""")
 
 
 def _on_postgresql() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
 
 
-def _store_message(
-    *, room_id: int, author_id: int, body: str, html: str, client_id: str | None,
-    created_at, mention_ids: list[int],
-) -> tuple[int, int] | None:
-    """Insert the message, its mentions and the author's read marker; (id, seq), or None
-    when the author may not send there. Raises IntegrityError for a used client_id."""
-    params = dict(room_id=room_id, author_id=author_id, body=body, html=html,
-                  client_id=client_id, created_at=created_at)
+def _store_messages(room_id: int, batch: list[_Draft]) -> list[tuple[int | None, int | None]]:
+    """Insert a room's messages, their mentions and the authors' read markers; (id, seq) for
+    each draft in order, (None, None) where its author may not send there. Raises
+    IntegrityError for a used client_id (and then stores nothing)."""
     if _on_postgresql():
-        row = db.session.execute(_STORE_SQL, {**params, "mention_ids": mention_ids}).first()
-        return (row.id, row.seq) if row is not None else None
-    # Elsewhere (SQLite: one writer at a time, the database is the lock) statement by statement.
-    may_send = sa.exists().where(
-        Membership.room_id == room_id, Membership.user_id == author_id,
-        User.id == Membership.user_id, User.is_disabled.is_(False),
-    )
-    seq = db.session.execute(
-        sa.update(Room).where(Room.id == room_id, may_send)
-        .values(last_seq=Room.last_seq + 1).returning(Room.last_seq)
-    ).scalar_one_or_none()
-    if seq is None:
-        return None
-    message_id = db.session.execute(
-        sa.insert(Message).values(seq=seq, **params).returning(Message.id)
-    ).scalar_one()
-    if mention_ids:
-        db.session.execute(sa.insert(Mention), [{"message_id": message_id, "user_id": u} for u in mention_ids])
-    db.session.execute(
-        sa.update(Membership)
-        .where(Membership.room_id == room_id, Membership.user_id == author_id,
-               Membership.last_read_message_id < message_id)
-        .values(last_read_message_id=message_id)
-    )
-    return message_id, seq
+        mention_ns, mention_user_ids = [], []
+        for n, draft in enumerate(batch, start=1):
+            for user in draft.mentioned:
+                mention_ns.append(n)
+                mention_user_ids.append(user.id)
+        rows = db.session.execute(_STORE_SQL, {
+            "room_id": room_id,
+            "author_ids": [d.author.id for d in batch],
+            "bodies": [d.body for d in batch],
+            "htmls": [d.html for d in batch],
+            "client_ids": [d.client_id for d in batch],
+            "created_ats": [d.created_at for d in batch],
+            "mention_ns": mention_ns,
+            "mention_user_ids": mention_user_ids,
+        }).all()
+        by_n = {row.n: (row.id, row.seq) for row in rows}
+        return [by_n.get(n, (None, None)) for n in range(1, len(batch) + 1)]
+    # Elsewhere (SQLite: one writer at a time, the database is the lock) statement by
+    # statement, in one transaction: the first seq bump takes the write lock, so each check
+    # of the author's membership sees what the commit will.
+    stored = []
+    read_up_to: dict[int, int] = {}
+    for draft in batch:
+        may_send = sa.exists().where(
+            Membership.room_id == room_id, Membership.user_id == draft.author.id,
+            User.id == Membership.user_id, User.is_disabled.is_(False),
+        )
+        seq = db.session.execute(
+            sa.update(Room).where(Room.id == room_id, may_send)
+            .values(last_seq=Room.last_seq + 1).returning(Room.last_seq)
+        ).scalar_one_or_none()
+        if seq is None:
+            stored.append((None, None))
+            continue
+        message_id = db.session.execute(
+            sa.insert(Message).values(
+                room_id=room_id, author_id=draft.author.id, body=draft.body, html=draft.html,
+                client_id=draft.client_id, created_at=draft.created_at, seq=seq,
+            ).returning(Message.id)
+        ).scalar_one()
+        if draft.mentioned:
+            db.session.execute(sa.insert(Mention), [{"message_id": message_id, "user_id": u.id} for u in draft.mentioned])
+        stored.append((message_id, seq))
+        read_up_to[draft.author.id] = message_id
+    for author_id, message_id in read_up_to.items():
+        db.session.execute(
+            sa.update(Membership)
+            .where(Membership.room_id == room_id, Membership.user_id == author_id,
+                   Membership.last_read_message_id < message_id)
+            .values(last_read_message_id=message_id)
+        )
+    return stored
 
 
 def _refuse_sender(room_id: int, user: User) -> None:

@@ -25,3 +25,7 @@ frozen_objects = Gauge(
     "chorus_gc_frozen_objects", "Objects alive at start-up, excluded from garbage collections",
     multiprocess_mode="max",
 )
+send_batch_size = Histogram(
+    "chorus_send_batch_size", "Messages of one room stored by one statement and commit (group commit)",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)

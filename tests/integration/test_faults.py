@@ -540,9 +540,10 @@ class Locked:
     @classmethod
     def membership(cls, cluster: Cluster, user_id: int, room_id: int) -> "Locked":
         """The read-marker update of a user's send waits, after the message got its seq and id
-        (within the one statement that stores a message)."""
+        (within the one statement that stores a message, which pg_stat_activity shows only
+        in part, its first kilobyte: it is known by its start)."""
         return cls(cluster, "SELECT id FROM memberships WHERE user_id = %s AND room_id = %s FOR UPDATE",
-                   (user_id, room_id), "UPDATE memberships SET last_read_message_id")
+                   (user_id, room_id), "WITH input AS (")
 
     def waiting_pids(self) -> list[int]:
         """Backends waiting on the lock to run the statement."""

@@ -127,14 +127,14 @@ def test_a_socket_send_is_one_statement_committed_as_it_runs(app, team, live, be
     sa_event.listen(engine, "before_cursor_execute", record)
     try:
         ack = a.emit("send", {"room_id": room.id, "body": "one round trip", "client_id": "one-1"}, callback=True)
-        assert statements == [("WITH bump AS ( UPDATE rooms SET last_seq", True)]
+        assert statements == [("WITH input AS ( SELECT * FROM unnest(CAS", True)]
         statements.clear()
         again = a.emit("send", {"room_id": room.id, "body": "one round trip", "client_id": "one-1"}, callback=True)
         refused = a.emit("send", {"room_id": room.id + 1, "body": "nowhere"}, callback=True)
         response = app.test_client().post(
             f"/api/v1/rooms/{room.id}/messages", json={"body": "by REST"}, headers=bearer(bob)
         )
-        rest = [autocommit for statement, autocommit in statements if statement.startswith("WITH bump")]
+        rest = [autocommit for statement, autocommit in statements if statement.startswith("WITH input")]
     finally:
         sa_event.remove(engine, "before_cursor_execute", record)
     assert ack["ok"] is True and ack["message"]["seq"] == 1
@@ -142,3 +142,12 @@ def test_a_socket_send_is_one_statement_committed_as_it_runs(app, team, live, be
     assert refused["ok"] is False and refused["error"]["code"] == "not_found"
     assert response.status_code == 201 and response.get_json()["seq"] == 2
     assert rest == [True, True, False]  # the retry, the refused send, the REST send
+
+
+# The group-commit contract, on PostgreSQL (the same tests run on SQLite in tests/).
+from tests.test_group_commit import (  # noqa: E402,F401
+    test_a_batch_gets_consecutive_seqs_ids_in_order_and_is_broadcast_in_order,
+    test_a_send_the_room_refuses_takes_no_seq_and_the_rest_of_its_batch_is_stored,
+    test_a_used_client_id_sends_its_batch_back_to_be_stored_one_by_one,
+    test_sends_queued_behind_a_store_in_flight_are_stored_by_one_batch,
+)
