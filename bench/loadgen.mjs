@@ -3,7 +3,7 @@
 // Commands arrive as JSON lines on stdin; each gets one JSON line on stdout:
 //   {cmd: "connect", members: [{id, url, token, rooms, record}], concurrency, timeout}
 //   {cmd: "step", prefix, rate, seconds, plan: [[member, room], ...], mentions?: [name, ...],
-//    drainTimeout, settle}
+//    drainTimeout, settle, slowMs, bucketSeconds}
 //   {cmd: "alive"}   {cmd: "close"}   {cmd: "exit"}
 //
 // Open loop: message i of a step is due at t0 + i / rate whatever the server does; a late
@@ -12,6 +12,13 @@
 // hide its queue. Every member socket counts each `message` by client_id, so a step ends
 // with exact deliveries, losses and duplicates per socket; run.py checks them against the
 // database.
+//
+// Latency summaries ({count, p50, p99, p999, max}, in seconds) cover deliveries (lat), the
+// sender's acks (ack), send lag and mention notifications (notes). For the tail, deliveries
+// are also grouped by their intended send time: per second (perSecond, the p99 series) and
+// in buckets of bucketSeconds, of which `slow` lists those holding a delivery slower than
+// slowMs ([bucket, slow deliveries, max latency]); run.py turns runs of slow buckets into
+// stalls. Grouping by intended time, not arrival, puts a pause where it hit the senders.
 import { io } from "socket.io-client";
 import { createInterface } from "node:readline";
 
@@ -23,10 +30,22 @@ const members = [];
 let step = null; // the step being measured; events of other steps are ignored
 
 function percentiles(values) {
-  if (values.length === 0) return { count: 0, p50: null, p99: null, max: null };
-  const sorted = Float64Array.from(values).sort();
+  // Nearest rank, as bench/loadgen.py's percentile(); values may be an array or a Float64Array.
+  if (values.length === 0) return { count: 0, p50: null, p99: null, p999: null, max: null };
+  // A Float64Array (concat's, made for this call) is sorted in place: a long window can hold millions.
+  const sorted = values instanceof Float64Array ? values.sort() : Float64Array.from(values).sort();
   const at = (q) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((q / 100) * sorted.length) - 1))];
-  return { count: sorted.length, p50: at(50), p99: at(99), max: sorted[sorted.length - 1] };
+  return { count: sorted.length, p50: at(50), p99: at(99), p999: at(99.9), max: sorted[sorted.length - 1] };
+}
+
+function concat(arrays) {
+  // One Float64Array of every per-second latency array, for the step's overall percentiles.
+  let n = 0;
+  for (const a of arrays) if (a) n += a.length;
+  const out = new Float64Array(n);
+  let k = 0;
+  for (const a of arrays) if (a) for (let j = 0; j < a.length; j++) out[k++] = a[j];
+  return out;
 }
 
 function ranges(counts) {
@@ -71,7 +90,19 @@ function connectOne(member, timeout) {
         if (idx < 0) return;
         const seen = member.seen;
         if (seen[idx] < 255) seen[idx]++;
-        step.lat.push(now - bodyTime(m.body));
+        const latency = now - bodyTime(m.body);
+        // Latencies are kept only per intended-send second (the overall summary concatenates
+        // them), so a long window at a high rate stores each delivery once.
+        const offset = idx / step.rate;
+        const sec = Math.floor(offset);
+        (step.perSec[sec] || (step.perSec[sec] = [])).push(latency);
+        if (latency > step.slowSec) {
+          const b = Math.floor(offset / step.bucket);
+          if (b < step.slowCount.length) {
+            step.slowCount[b]++;
+            if (latency > step.slowMax[b]) step.slowMax[b] = latency;
+          }
+        }
         step.delivered++;
         if (now > step.lastArrival) step.lastArrival = now;
       });
@@ -113,12 +144,16 @@ async function connect({ members: wanted, concurrency = 50, timeout = 60000 }) {
            seconds: nowSec() - started, total: members.length };
 }
 
-async function runStep({ prefix, rate, seconds, plan, mentions = null, drainTimeout = 6, settle = 0.3 }) {
+async function runStep({ prefix, rate, seconds, plan, mentions = null, drainTimeout = 6, settle = 0.3,
+                         slowMs = 50, bucketSeconds = 0.1 }) {
   const count = Math.max(1, Math.round(rate * seconds));
   const roomSize = new Map();
   for (const m of members) if (m.record) for (const r of m.rooms) roomSize.set(r, (roomSize.get(r) || 0) + 1);
   for (const m of members) m.seen = new Uint8Array(m.record ? count : 0);
-  step = { prefix, count, lat: [], notes: [], noteIdx: [], delivered: 0, lastArrival: 0 };
+  const buckets = Math.ceil(count / rate / bucketSeconds) + 1;
+  step = { prefix, count, rate, perSec: [], notes: [], noteIdx: [], delivered: 0, lastArrival: 0,
+           slowSec: slowMs / 1000, bucket: bucketSeconds, slowCount: new Uint32Array(buckets),
+           slowMax: new Float64Array(buckets) };
   const acked = new Uint8Array(count);
   const errors = {};
   const ackLat = [];
@@ -171,11 +206,20 @@ async function runStep({ prefix, rate, seconds, plan, mentions = null, drainTime
   });
   const noteCounts = new Map();
   for (const k of step.noteIdx) noteCounts.set(k, (noteCounts.get(k) || 0) + 1);
+  const windowSeconds = Math.ceil(count / rate);
+  const perSecond = [];
+  for (let k = 0; k < windowSeconds; k++) {
+    const p = percentiles(step.perSec[k] || []);
+    perSecond.push([p.count, p.p50, p.p99, p.max]);
+  }
+  const slow = [];
+  for (let b = 0; b < step.slowCount.length; b++) if (step.slowCount[b]) slow.push([b, step.slowCount[b], step.slowMax[b]]);
   const reply = {
     count, first: t0, last, expected, delivered: step.delivered, lastArrival: step.lastArrival,
-    acked: ranges(acked), errors, lat: percentiles(step.lat), ack: percentiles(ackLat),
+    acked: ranges(acked), errors, lat: percentiles(concat(step.perSec)), ack: percentiles(ackLat),
     sendLag: percentiles(sendLag), drain, members: perMember,
     notes: { ...percentiles(step.notes), distinct: noteCounts.size },
+    perSecond, slow, slowMs, bucketSeconds,
   };
   step = null;
   return reply;

@@ -4,6 +4,10 @@ The sockets live in a Node process because a Python Socket.IO client costs more 
 received message than the server does to send it: on two cores a Python generator would
 measure itself. Node spends a few microseconds per delivery, so the server under test
 stays the bottleneck. See loadgen.mjs for the command protocol and the timing rules.
+
+Latency summaries, Node's and latency_summary()'s alike, give p50, p99, p99.9 and max
+(nearest rank); a step also returns its per-second series and the 100 ms buckets that held
+a slow delivery, from which run.py counts stalls.
 """
 from __future__ import annotations
 
@@ -72,10 +76,11 @@ class LoadGen:
         return reply
 
     async def step(self, *, prefix: str, rate: float, seconds: float, plan: list[tuple[int, int]],
-                   mentions: list[str] | None = None, drain_timeout: float = 6.0) -> dict:
+                   mentions: list[str] | None = None, drain_timeout: float = 6.0, slow_ms: float = 50.0,
+                   bucket_seconds: float = 0.1) -> dict:
         """Offer rate messages/s for seconds following plan [(member index, room id), ...]."""
         return await self.call("step", prefix=prefix, rate=rate, seconds=seconds, plan=plan, mentions=mentions,
-                               drainTimeout=drain_timeout)
+                               drainTimeout=drain_timeout, slowMs=slow_ms, bucketSeconds=bucket_seconds)
 
     async def alive(self) -> int:
         """How many of the sockets are connected."""
@@ -129,15 +134,16 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def latency_summary(latencies: list[float]) -> dict:
-    """p50, p99 and max in milliseconds."""
+    """p50, p99, p99.9 and max in milliseconds (latencies in seconds)."""
     return {
         "p50_ms": percentile(latencies, 50) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
+        "p999_ms": percentile(latencies, 99.9) * 1000,
         "max_ms": (max(latencies) * 1000) if latencies else float("nan"),
     }
 
 
 def ms(summary: dict, key: str) -> float:
-    """A value of a Node percentile summary, in milliseconds (NaN when absent)."""
+    """A value (p50, p99, p999, max) of a Node percentile summary, in milliseconds (NaN when absent)."""
     value = summary.get(key)
     return float("nan") if value is None else value * 1000

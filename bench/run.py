@@ -1,25 +1,43 @@
 """Chorus benchmarks beside a bare Flask-SocketIO baseline.
 
-    .venv/bin/python bench/run.py                      # the quick default (make bench)
-    .venv/bin/python bench/run.py --full               # the full sizes
-    .venv/bin/python bench/run.py --scenarios fanout,history --modes eventlet,gevent
+    .venv/bin/python bench/run.py                      # the quick default (make bench), ~30 min
+    .venv/bin/python bench/run.py --full               # the full sizes, every async mode
+    .venv/bin/python bench/run.py --scenarios tail --tail-seconds 10 --quiet-wait 1
+    .venv/bin/python bench/run.py --scenarios fanout --fanout-dbs sqlite --rates 25,50 --step-seconds 3
 
-Scenarios: fanout (1), rooms (2), connections (3), cluster (4), mentions (5), history (6).
-Results go to bench/results/<time>.json (and latest.json), the table to stdout, the plot to
-docs/bench/. See the README's "Benchmarks" section and docs/BENCHMARKS.md.
+Scenarios: fanout (1), tail (1t), rooms (2), connections (3), cluster (4), mentions (5),
+history (6). Every fan-out figure has the bare baseline beside Chorus (and the checkout of
+--before-root when given), measured in the same invocation.
+
+- fanout: a room of 100 members, every member sending in turn; the rate steps up in short
+  steps until a target fails twice in a row; then each target's best short-step rate is
+  re-checked for --tail-seconds (60 s), stepping down the ladder at most twice until one
+  holds: that verified rate is the "sustained" one. eventlet on each of --fanout-dbs
+  (PostgreSQL and SQLite by default); the other --modes (--full) on the first of them.
+- tail: the same room at a fixed 50 messages/s (5,000 deliveries/s) for --tail-seconds on
+  each of --tail-dbs: p50, p99, p99.9, max, and stalls, i.e. bursts of deliveries slower
+  than 50 ms (runs of 100 ms buckets of intended send time), with the per-second p99 series
+  in the JSON.
+
+Latency is reported as p50, p99, p99.9 and max everywhere. Results go to
+bench/results/<time>.json (and latest.json), the tables to stdout, the plot to docs/bench/.
+The plan and its estimated duration are printed first. See docs/BENCHMARKS.md.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -33,13 +51,19 @@ from bench.common import ROOT, Backend, Server, Worker, load_average, raise_nofi
 from bench.loadgen import LoadGen, expand, latency_summary, ms, node_ready  # noqa: E402
 from bench.seed import Team, load_history, seed  # noqa: E402
 
-SCENARIOS = ("fanout", "rooms", "connections", "cluster", "mentions", "history")
+SCENARIOS = ("fanout", "tail", "rooms", "connections", "cluster", "mentions", "history")
+DBS = ("postgres", "sqlite")
 P99_LIMIT_MS = 500.0
+TAIL_RATE = 50.0          # messages/s into the room of 100: 5,000 deliveries/s, the p99 < 50 ms target's load
+STALL_MS = 50.0           # a delivery slower than this is slow; a run of buckets holding one is a stall
+STALL_BUCKET_S = 0.1      # slow deliveries grouped by intended send time into buckets this long
+VERIFY_STEP_DOWNS = 2     # how many rungs the long re-check may step down before giving up
 
 SIZES = {
     # name: (quick, full)
     "step_seconds": (5, 15),
-    "fanout_rates": ((25, 50, 100, 150, 200, 300, 400, 600, 800, 1000, 1300, 1600),
+    # Quick: from 50 (25 always held) with fewer rungs, as each target now also gets 60 s windows.
+    "fanout_rates": ((50, 100, 200, 300, 400, 600, 800, 1200, 1600),
                      (10, 25, 50, 75, 100, 125, 150, 175, 200, 250, 300, 350, 400, 500, 600, 800, 1000, 1200,
                       1400, 1600, 2000)),
     "mode_rates": ((50, 100, 200, 400, 800, 1200),
@@ -48,13 +72,13 @@ SIZES = {
     "quiet_wait": (5, 30),
     "cluster_sizes": ((2,), (1, 2)),
     "rooms_seconds": (30, 120),
-    "connections": ((1000, 5000, 10000), (1000, 5000, 10000)),
+    "connections": ((1000, 10000), (1000, 5000, 10000)),
     "idle_seconds": (30, 60),       # past the 25 s ping interval, so pings are counted
     "idle_at_every_count": (False, True),
     "mention_rate": (5, 10),
     "mention_seconds": (20, 60),
     "history_messages": (1_000_000, 1_000_000),
-    "history_requests": (1000, 5000),
+    "history_requests": (2000, 5000),   # p99.9 of 1,000 would be the second-slowest page
 }
 
 
@@ -74,6 +98,10 @@ class Ctx:
     def size(self, name: str):
         """A size for the chosen profile (quick or full)."""
         return SIZES[name][1 if self.args.full else 0]
+
+    def quiet_wait(self) -> float:
+        """The longest wait for a quiet machine before a step: --quiet-wait, else the profile's."""
+        return self.args.quiet_wait if self.args.quiet_wait is not None else self.size("quiet_wait")
 
 
 # -- one measured step ---------------------------------------------------------------------
@@ -109,7 +137,7 @@ async def measure_step(target: Target, plan: list[tuple[int, int]], rate: float,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with WaitSampler(getattr(target.reference, "url", None)) as waits:
         got = await target.gen.step(prefix=prefix, rate=rate, seconds=seconds, plan=plan, mentions=mentions,
-                                    drain_timeout=drain_timeout)
+                                    drain_timeout=drain_timeout, slow_ms=STALL_MS, bucket_seconds=STALL_BUCKET_S)
     wall = time.time() - wall0
     cpu = [(s.cpu_seconds() - c) / wall * 100 for s, c in zip(target.servers, cpu0)]
     gen_cpu = (target.gen.cpu_seconds() - gen0) / wall * 100
@@ -167,10 +195,19 @@ async def measure_step(target: Target, plan: list[tuple[int, int]], rate: float,
         "unexpected": unexpected,
         "p50_ms": ms(got["lat"], "p50"),
         "p99_ms": ms(got["lat"], "p99"),
+        "p999_ms": ms(got["lat"], "p999"),
         "max_ms": ms(got["lat"], "max"),
         "ack_p50_ms": ms(got["ack"], "p50"),
         "ack_p99_ms": ms(got["ack"], "p99"),
+        "ack_p999_ms": ms(got["ack"], "p999"),
+        "ack_max_ms": ms(got["ack"], "max"),
         "send_lag_p99_ms": ms(got["sendLag"], "p99"),
+        "send_lag_max_ms": ms(got["sendLag"], "max"),
+        # By intended send second: deliveries and their p99 (ms); a second with none is null.
+        "per_second_deliveries": [n for n, _p50, _p99, _mx in got["perSecond"]],
+        "per_second_p99_ms": [None if p99 is None else round(p99 * 1000, 2) for _n, _p50, p99, _mx in got["perSecond"]],
+        "per_second_max_ms": [None if mx is None else round(mx * 1000, 2) for _n, _p50, _p99, mx in got["perSecond"]],
+        "stalls": stall_summary(got["slow"], got["bucketSeconds"], seconds),
         "drain_s": got["drain"],
         "server_cpu_pct": cpu,
         "loadgen_cpu_pct": gen_cpu,
@@ -182,6 +219,38 @@ async def measure_step(target: Target, plan: list[tuple[int, int]], rate: float,
     result["holds"] = (result["p99_ms"] < P99_LIMIT_MS and lost == 0 and dup == 0 and unexpected == 0
                        and result["errors"] == 0 and result["acked_not_stored"] == 0 and len(stored) == count)
     return result
+
+
+def stall_summary(slow: list[list], bucket_s: float, window_s: float) -> dict:
+    """Stalls: runs of consecutive buckets (of intended send time) that held a delivery slower than STALL_MS.
+
+    A whole-process pause of the server (a GC, a blocking call, a checkpoint) delays every
+    message sent during it, so it shows as one run of slow buckets, however many sockets
+    it hit; a pause every 10 s shows as 6 stalls a minute with a median gap near 10 s.
+    The gap is measured start to start, so it is the period of a periodic pause.
+    """
+    runs: list[list] = []  # [first bucket, buckets, slow deliveries, max latency in s]
+    for bucket, count, worst in sorted(slow):
+        if runs and bucket == runs[-1][0] + runs[-1][1]:
+            runs[-1][1] += 1
+            runs[-1][2] += count
+            runs[-1][3] = max(runs[-1][3], worst)
+        else:
+            runs.append([bucket, 1, count, worst])
+    starts = [first * bucket_s for first, *_ in runs]
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    return {
+        "threshold_ms": STALL_MS,
+        "bucket_s": bucket_s,
+        "count": len(runs),
+        "per_minute": len(runs) / window_s * 60 if window_s else float("nan"),
+        "longest_s": round(max((n for _b, n, *_ in runs), default=0) * bucket_s, 3),
+        "median_gap_s": round(statistics.median(gaps), 3) if gaps else None,
+        "slow_deliveries": sum(c for *_x, c, _w in runs),
+        # Each burst: start (s into the window), length (s), slow deliveries, worst latency (ms).
+        "bursts": [[round(b * bucket_s, 2), round(n * bucket_s, 2), c, round(w * 1000, 1)]
+                   for b, n, c, w in runs[:300]],
+    }
 
 
 class WaitSampler:
@@ -231,8 +300,10 @@ class WaitSampler:
 def describe_step(r: dict) -> str:
     """One progress line."""
     cpu = "+".join(f"{c:.0f}" for c in r["server_cpu_pct"])
-    return (f"  {r['target']:<9} {r['rate_msgs']:>5.0f} msg/s {r['deliveries_s']:>7.0f} deliv/s  "
-            f"p50 {r['p50_ms']:6.1f} p99 {r['p99_ms']:7.1f} max {r['max_ms']:7.1f} ms  "
+    st = r["stalls"]
+    return (f"  {r['target']:<9} {r['rate_msgs']:>5.0f} msg/s {r['seconds']:>3.0f} s {r['deliveries_s']:>7.0f} deliv/s  "
+            f"p50 {r['p50_ms']:6.1f} p99 {r['p99_ms']:7.1f} p99.9 {r['p999_ms']:7.1f} max {r['max_ms']:7.1f} ms  "
+            f"stalls {st['count']} (longest {st['longest_s']:.1f} s)  "
             f"lost {r['lost']} dup {r['duplicated']} err {r['errors']}  cpu srv {cpu}% gen {r['loadgen_cpu_pct']:.0f}%"
             f" all {r['machine_cpu_pct']:.0f}%  {'ok' if r['holds'] else 'FAIL'}")
 
@@ -311,7 +382,7 @@ def member_dicts(team: Team, servers: list[Server], rooms_of: dict[int, set[int]
              "record": record} for i, (uid, _name, token) in enumerate(users)]
 
 
-# -- scenario 1 and 4: fan-out ladder -----------------------------------------------------------
+# -- scenario 1, 1t and 4: fan-out ladder, long windows, tail ------------------------------------
 
 async def ladder(ctx: Ctx, targets: list[Target], rates, seconds: float, tag: str,
                  plans: dict[str, list[tuple[int, int]]], profile_rate: float | None = None) -> dict[str, list[dict]]:
@@ -328,7 +399,7 @@ async def ladder(ctx: Ctx, targets: list[Target], rates, seconds: float, tag: st
             if target.label not in alive:
                 continue
             for attempt in (1, 2):
-                busy = await wait_for_quiet(ctx.args.max_busy, ctx.args.quiet_wait or ctx.size("quiet_wait"), log)
+                busy = await wait_for_quiet(ctx.args.max_busy, ctx.quiet_wait(), log)
                 prefix = f"{tag}-{target.label}-{int(rate)}-{attempt}-{random.randrange(1 << 30):x}."
                 profile = None
                 if ctx.args.profile and target.kind == "chorus" and rate == profile_rate and attempt == 1:
@@ -348,33 +419,102 @@ async def ladder(ctx: Ctx, targets: list[Target], rates, seconds: float, tag: st
     return steps
 
 
-def summarise_ladder(steps: list[dict], at_rate: float | None = None) -> dict:
-    """The highest rate that held, its measured deliveries/s, and the step at a given rate."""
+async def verify_sustained(ctx: Ctx, targets: list[Target], steps: dict[str, list[dict]], rates, seconds: float,
+                           tag: str, plans: dict[str, list[tuple[int, int]]]) -> dict[str, list[dict]]:
+    """Re-check each target's best short-step rate for a long window, stepping down the ladder until one holds.
+
+    A 5 s step can hold on a queue the server would never drain; a rate is only called
+    sustained when a whole window of `seconds` holds at it. At most VERIFY_STEP_DOWNS rungs
+    down are tried, so a target that holds nothing for that long costs three windows.
+    """
+    windows: dict[str, list[dict]] = {}
+    for target in targets:
+        held = [s["rate_msgs"] for s in steps[target.label] if s["holds"]]
+        windows[target.label] = []
+        if not held:
+            continue
+        # The rung that held, then the rungs below it, highest first.
+        tries = sorted((r for r in rates if r <= max(held)), reverse=True)[:1 + VERIFY_STEP_DOWNS]
+        for rate in tries:
+            busy = await wait_for_quiet(ctx.args.max_busy, ctx.quiet_wait(), log)
+            prefix = f"{tag}-{target.label}-long{int(rate)}-{random.randrange(1 << 30):x}."
+            r = await measure_step(target, plans[target.label], rate, seconds, prefix, drain_timeout=10)
+            r["busy_before_cores"] = busy
+            r["window"] = "sustained"
+            windows[target.label].append(r)
+            log(describe_step(r) + f"  ({seconds:.0f} s re-check)")
+            if r["holds"]:
+                break
+            await asyncio.sleep(5)  # let the backlog of the failed window clear
+    return windows
+
+
+def summarise_ladder(steps: list[dict], at_rate: float | None = None, windows: list[dict] | None = None,
+                     rates=None) -> dict:
+    """The highest rate that held in short steps, the one verified over a long window, and the step at at_rate.
+
+    max_rate_msgs / p99_at_max_ms keep their old meaning (short steps); sustained_* are the
+    long window's when windows is given (None when no window held), else (old results)
+    the short step's.
+    """
     held = [s for s in steps if s["holds"]]
     best = max(held, key=lambda s: s["rate_msgs"]) if held else None
     summary = {
         "max_rate_msgs": best["rate_msgs"] if best else 0,
-        "sustained_deliveries_s": best["deliveries_s"] if best else 0.0,
+        "short_step_seconds": best["seconds"] if best else None,
+        "short_step_deliveries_s": best["deliveries_s"] if best else 0.0,
         "p99_at_max_ms": best["p99_ms"] if best else float("nan"),
+        "p999_at_max_ms": best["p999_ms"] if best else float("nan"),
+        "max_at_max_ms": best["max_ms"] if best else float("nan"),
         "server_cpu_at_max_pct": sum(best["server_cpu_pct"]) if best else float("nan"),
+        # The ladder ended while still holding: the figure is a floor, not a limit.
+        "top_of_ladder": bool(best and rates and best["rate_msgs"] >= max(rates)),
     }
+    if windows is None:
+        summary["sustained_deliveries_s"] = summary["short_step_deliveries_s"]
+    else:
+        ok = [w for w in windows if w["holds"]]
+        w = ok[0] if ok else None
+        summary.update(
+            sustained_rate_msgs=w["rate_msgs"] if w else None,
+            sustained_seconds=w["seconds"] if w else None,
+            sustained_deliveries_s=w["deliveries_s"] if w else None,
+            sustained_p50_ms=w["p50_ms"] if w else None,
+            sustained_p99_ms=w["p99_ms"] if w else None,
+            sustained_p999_ms=w["p999_ms"] if w else None,
+            sustained_max_ms=w["max_ms"] if w else None,
+            sustained_server_cpu_pct=sum(w["server_cpu_pct"]) if w else None,
+            sustained_stalls=w["stalls"]["count"] if w else None,
+            sustained_tried_msgs=[x["rate_msgs"] for x in windows],
+        )
     if at_rate is not None:
         at = [s for s in steps if s["rate_msgs"] == at_rate and s["holds"]] or \
              [s for s in steps if s["rate_msgs"] == at_rate]
         if at:
             summary.update(at_rate_msgs=at_rate, p50_at_rate_ms=at[0]["p50_ms"], p99_at_rate_ms=at[0]["p99_ms"],
-                           max_at_rate_ms=at[0]["max_ms"], server_cpu_at_rate_pct=sum(at[0]["server_cpu_pct"]))
+                           p999_at_rate_ms=at[0]["p999_ms"], max_at_rate_ms=at[0]["max_ms"],
+                           server_cpu_at_rate_pct=sum(at[0]["server_cpu_pct"]))
     return summary
 
 
-async def fanout_pair(ctx: Ctx, *, mode: str, servers_per_target: int, redis: bool, rates, tag: str,
-                      room_size: int = 100) -> dict:
-    """Chorus and the baseline, same mode and server count, one room of room_size members."""
-    backend = Backend(ctx.args.db if not redis else "postgres", ctx.tmp, redis=redis)
+def _ratio(a, b) -> float:
+    """a / b, NaN when either is missing or zero (a target that held nothing)."""
+    return a / b if a and b else float("nan")
+
+
+@asynccontextmanager
+async def pair_targets(ctx: Ctx, *, db: str, mode: str, servers_per_target: int, redis: bool, tag: str,
+                       room_size: int = 100):
+    """Chorus and the baseline (and --before-root's Chorus), one room of room_size members each, connected.
+
+    Yields (targets, plans); stops every process and drops every database on the way out.
+    """
+    backend = Backend(db, ctx.tmp, redis=redis)
     backend.create()
     backends = [backend]
     running: list = []
     gens: list[LoadGen] = []
+    targets: list[Target] = []
     try:
         team = seed(backend.database_url, room_size, [list(range(room_size))])
         chorus = start_servers(ctx, "chorus", servers_per_target, backend.env(SOCKETIO_ASYNC_MODE=mode),
@@ -387,17 +527,17 @@ async def fanout_pair(ctx: Ctx, *, mode: str, servers_per_target: int, redis: bo
         teams = {"chorus": team, "baseline": team}
         if ctx.args.before_root:
             # The same scenario against another checkout (e.g. before a change), on a database
-            # migrated by that checkout's own migrations.
+            # of the same kind migrated by that checkout's own migrations.
             root = Path(ctx.args.before_root)
             before_backend = Backend(backend.kind, ctx.tmp, redis=redis)
-            before_backend.create(root=root)
             backends.append(before_backend)
+            before_backend.create(root=root)
             teams["before"] = seed(before_backend.database_url, room_size, [list(range(room_size))])
             before = start_servers(ctx, "chorus", servers_per_target, before_backend.env(SOCKETIO_ASYNC_MODE=mode),
                                    f"{tag}-before", root=root)
             running += before
             systems.append(("before", "chorus", before, db_reference(before_backend)))
-        targets, plans = [], {}
+        plans = {}
         for label, kind, servers, ref in systems:
             its_team = teams[label]
             rooms_of = member_rooms(its_team)
@@ -408,45 +548,89 @@ async def fanout_pair(ctx: Ctx, *, mode: str, servers_per_target: int, redis: bo
             took = (await gen.connect(member_dicts(its_team, servers, rooms_of)))["seconds"]
             log(f"  {tag}: {room_size} {label} sockets on {len(servers)} process(es) in {took:.1f} s")
             targets.append(Target(label, kind, servers, gen, rooms_of, ref))
-        steps = await ladder(ctx, targets, rates, ctx.size("step_seconds"), tag, plans,
-                             profile_rate=ctx.args.profile_rate)
-        result = {
-            "mode": mode, "servers": servers_per_target, "redis": redis, "db": backend.kind, "room_size": room_size,
-            "steps": steps,
-            "summary": {label: summarise_ladder(s, at_rate=50) for label, s in steps.items()},
-        }
-        c, b = result["summary"]["chorus"], result["summary"]["baseline"]
-        result["summary"]["ratio_sustained"] = (c["sustained_deliveries_s"] / b["sustained_deliveries_s"]
-                                                if b["sustained_deliveries_s"] else float("nan"))
+        yield targets, plans
+    finally:
         for target in targets:
             if target.reference:
                 target.reference.engine.dispose()
-        return result
-    finally:
         await stop_gens(gens)
         stop_all(running)
         for b in backends:
             b.drop()
 
 
+async def fanout_pair(ctx: Ctx, *, db: str, mode: str, servers_per_target: int, redis: bool, rates, tag: str,
+                      room_size: int = 100) -> dict:
+    """The ladder, then the long re-check, for Chorus and the baseline (same mode, server count and db)."""
+    seconds, window = ctx.size("step_seconds"), ctx.args.tail_seconds
+    async with pair_targets(ctx, db=db, mode=mode, servers_per_target=servers_per_target, redis=redis, tag=tag,
+                            room_size=room_size) as (targets, plans):
+        steps = await ladder(ctx, targets, rates, seconds, tag, plans, profile_rate=ctx.args.profile_rate)
+        windows = await verify_sustained(ctx, targets, steps, rates, window, tag, plans)
+    result = {
+        "mode": mode, "servers": servers_per_target, "redis": redis, "db": db, "room_size": room_size,
+        "rates": list(rates), "step_seconds": seconds, "window_seconds": window,
+        "steps": steps, "sustained": windows,
+        "summary": {label: summarise_ladder(s, at_rate=TAIL_RATE, windows=windows[label], rates=rates)
+                    for label, s in steps.items()},
+    }
+    c, b = result["summary"]["chorus"], result["summary"]["baseline"]
+    result["summary"]["ratio_sustained"] = _ratio(c["sustained_deliveries_s"], b["sustained_deliveries_s"])
+    result["summary"]["ratio_short_step"] = _ratio(c["short_step_deliveries_s"], b["short_step_deliveries_s"])
+    return result
+
+
 async def scenario_fanout(ctx: Ctx) -> dict:
-    """1: one room of 100; the highest rate that holds, per async mode, Chorus and baseline."""
+    """1: one room of 100; per async mode and database, the short-step and the sustained rate, Chorus and baseline."""
     out = {}
-    for mode in ctx.args.modes:
-        log(f"fanout ({mode}, 1 process, {ctx.args.db})")
-        rates = ctx.size("fanout_rates") if mode == ctx.args.modes[0] else ctx.size("mode_rates")
-        out[mode] = await fanout_pair(ctx, mode=mode, servers_per_target=1, redis=False, rates=rates,
-                                      tag=f"f{mode[:2]}")
+    for k, mode in enumerate(ctx.args.modes):
+        # The first mode (eventlet, as deployed) on every db; the others compare socket layers,
+        # which the database does not change, so the first db is enough for them.
+        for db in ctx.args.fanout_dbs if k == 0 else ctx.args.fanout_dbs[:1]:
+            log(f"fanout ({mode}, 1 process, {db})")
+            rates = ctx.size("fanout_rates") if k == 0 else ctx.size("mode_rates")
+            out[f"{mode}-{db}"] = await fanout_pair(ctx, db=db, mode=mode, servers_per_target=1, redis=False,
+                                                    rates=rates, tag=f"f{mode[:2]}{db[:2]}")
+    return out
+
+
+async def scenario_tail(ctx: Ctx) -> dict:
+    """1t: a fixed 5,000 deliveries/s for a long window per target and db: p99.9, max and stalls."""
+    mode = ctx.args.modes[0]
+    seconds = ctx.args.tail_seconds
+    out = {"mode": mode, "rate_msgs": TAIL_RATE, "room_size": 100, "seconds": seconds,
+           "stall_ms": STALL_MS, "bucket_s": STALL_BUCKET_S, "dbs": {}}
+    for db in ctx.args.tail_dbs:
+        log(f"tail ({mode}, 1 process, {db}): {TAIL_RATE:.0f} msgs/s = {TAIL_RATE * 100:,.0f} deliveries/s "
+            f"for {seconds:.0f} s per target")
+        rows = {}
+        async with pair_targets(ctx, db=db, mode=mode, servers_per_target=1, redis=False,
+                                tag=f"t{db[:2]}") as (targets, plans):
+            for target in targets:  # warm up, as the ladder does; not recorded
+                await measure_step(target, plans[target.label], TAIL_RATE, 3,
+                                   f"t{db[:2]}-warm-{target.label}-{random.randrange(1 << 30):x}.")
+            for target in targets:
+                busy = await wait_for_quiet(ctx.args.max_busy, ctx.quiet_wait(), log)
+                r = await measure_step(target, plans[target.label], TAIL_RATE, seconds,
+                                       f"t{db[:2]}-{target.label}-{random.randrange(1 << 30):x}.", drain_timeout=10)
+                r["busy_before_cores"] = busy
+                rows[target.label] = r
+                st = r["stalls"]
+                gap = "-" if st["median_gap_s"] is None else f"{st['median_gap_s']:.1f} s"
+                log(describe_step(r) + f"\n            stalls > {STALL_MS:.0f} ms: {st['count']} "
+                    f"({st['per_minute']:.1f}/min), longest {st['longest_s']:.1f} s, median gap {gap}, "
+                    f"{st['slow_deliveries']} slow deliveries")
+        out["dbs"][db] = rows
     return out
 
 
 async def scenario_cluster(ctx: Ctx) -> dict:
-    """4: the fan-out ladder on two processes sharing Redis, members split; plus one process on Redis."""
+    """4: the fan-out ladder and re-check on two processes sharing Redis, members split; --full adds one process."""
     out = {}
     mode = ctx.args.modes[0]
     for servers in ctx.args.cluster_sizes or ctx.size("cluster_sizes"):
         log(f"cluster ({mode}, {servers} process(es) over Redis, postgres)")
-        out[f"{servers}p"] = await fanout_pair(ctx, mode=mode, servers_per_target=servers, redis=True,
+        out[f"{servers}p"] = await fanout_pair(ctx, db="postgres", mode=mode, servers_per_target=servers, redis=True,
                                                rates=ctx.size("fanout_rates"), tag=f"c{servers}")
     return out
 
@@ -474,7 +658,7 @@ async def scenario_rooms(ctx: Ctx) -> dict:
         random.Random(7).shuffle(plan)
         target = Target("chorus", "chorus", chorus, gen, rooms_of, db_reference(backend))
         await measure_step(target, plan, users / period, 3, f"rooms-warm-{random.randrange(1 << 30):x}.")
-        await wait_for_quiet(ctx.args.max_busy, ctx.args.quiet_wait or ctx.size("quiet_wait"), log)
+        await wait_for_quiet(ctx.args.max_busy, ctx.quiet_wait(), log)
         seconds = ctx.size("rooms_seconds")
         r = await measure_step(target, plan, users / period, seconds, f"rooms-{random.randrange(1 << 30):x}.",
                                drain_timeout=10)
@@ -543,7 +727,7 @@ async def scenario_connections(ctx: Ctx) -> dict:
         for mode in ctx.args.conn_modes:
             log(f"connections ({mode}, {backend.kind})")
             for kind in ("chorus", "baseline"):
-                await wait_for_quiet(ctx.args.max_busy, ctx.args.quiet_wait or ctx.size("quiet_wait"), log)
+                await wait_for_quiet(ctx.args.max_busy, ctx.quiet_wait(), log)
                 out["rows"] += await idle_connections(ctx, kind, mode, counts, backend, team)
         return out
     finally:
@@ -581,7 +765,7 @@ async def scenario_mentions(ctx: Ctx) -> dict:
         rate, seconds = ctx.size("mention_rate"), ctx.size("mention_seconds")
         await measure_step(target, plan, rate, 3, f"men-warm-{random.randrange(1 << 30):x}.", mentions=mentions,
                            drain_timeout=10)
-        await wait_for_quiet(ctx.args.max_busy, ctx.args.quiet_wait or ctx.size("quiet_wait"), log)
+        await wait_for_quiet(ctx.args.max_busy, ctx.quiet_wait(), log)
         prefix = f"men-{random.randrange(1 << 30):x}."
         r = await measure_step(target, plan, rate, seconds, prefix, mentions=mentions, drain_timeout=15)
         notes = r["notes"]
@@ -594,11 +778,13 @@ async def scenario_mentions(ctx: Ctx) -> dict:
                "messages": r["messages_stored"], "notifications_stored": stored,
                "notifications_received": notes["count"],
                "notifications_duplicated": notes["count"] - notes["distinct"],
-               "notify_p50_ms": ms(notes, "p50"), "notify_p99_ms": ms(notes, "p99"), "notify_max_ms": ms(notes, "max"),
-               "message_p50_ms": r["p50_ms"], "message_p99_ms": r["p99_ms"], "step": r}
+               "notify_p50_ms": ms(notes, "p50"), "notify_p99_ms": ms(notes, "p99"),
+               "notify_p999_ms": ms(notes, "p999"), "notify_max_ms": ms(notes, "max"),
+               "message_p50_ms": r["p50_ms"], "message_p99_ms": r["p99_ms"], "message_p999_ms": r["p999_ms"],
+               "message_max_ms": r["max_ms"], "step": r}
         log(f"  mentions: {notes['count']}/{r['messages_stored']} notifications ({stored} stored), "
-            f"p50 {out['notify_p50_ms']:.1f} ms, p99 {out['notify_p99_ms']:.1f} ms, max {out['notify_max_ms']:.1f} ms "
-            f"(messages p99 {r['p99_ms']:.1f} ms)")
+            f"p50 {out['notify_p50_ms']:.1f} ms, p99 {out['notify_p99_ms']:.1f} ms, "
+            f"p99.9 {out['notify_p999_ms']:.1f} ms, max {out['notify_max_ms']:.1f} ms (messages p99 {r['p99_ms']:.1f} ms)")
         return out
     finally:
         await stop_gens(gens)
@@ -641,7 +827,7 @@ async def scenario_history(ctx: Ctx) -> dict:
 
             for _ in range(100):
                 await page(rng.randrange(52, top + 1))
-            await wait_for_quiet(ctx.args.max_busy, ctx.args.quiet_wait or ctx.size("quiet_wait"), log)
+            await wait_for_quiet(ctx.args.max_busy, ctx.quiet_wait(), log)
             n = ctx.size("history_requests")
             cpu0 = server.cpu_seconds()
             t0 = time.time()
@@ -650,7 +836,8 @@ async def scenario_history(ctx: Ctx) -> dict:
             out["sequential"] = {"requests": n, **latency_summary(lat), "per_s": n / wall,
                                  "server_cpu_pct": (server.cpu_seconds() - cpu0) / wall * 100}
             log(f"  sequential: {n} pages, p50 {out['sequential']['p50_ms']:.2f} ms, "
-                f"p99 {out['sequential']['p99_ms']:.2f} ms, max {out['sequential']['max_ms']:.1f} ms")
+                f"p99 {out['sequential']['p99_ms']:.2f} ms, p99.9 {out['sequential']['p999_ms']:.2f} ms, "
+                f"max {out['sequential']['max_ms']:.1f} ms")
             conc = 8
             t0 = time.time()
 
@@ -661,8 +848,9 @@ async def scenario_history(ctx: Ctx) -> dict:
             lat = [x for chunk in await asyncio.gather(*(client(k) for k in range(conc))) for x in chunk]
             wall = time.time() - t0
             out["concurrent"] = {"clients": conc, "requests": len(lat), **latency_summary(lat), "per_s": len(lat) / wall}
-            log(f"  {conc} concurrent: {len(lat) / wall:.0f} pages/s, p50 {out['concurrent']['p50_ms']:.2f} ms, "
-                f"p99 {out['concurrent']['p99_ms']:.2f} ms")
+            log(f"  {conc} concurrent: {len(lat)} pages, {len(lat) / wall:.0f} pages/s, "
+                f"p50 {out['concurrent']['p50_ms']:.2f} ms, p99 {out['concurrent']['p99_ms']:.2f} ms, "
+                f"p99.9 {out['concurrent']['p999_ms']:.2f} ms, max {out['concurrent']['max_ms']:.1f} ms")
         out["sql"] = history_sql_timing(backend, room_id, top, rng)
         return out
     finally:
@@ -687,6 +875,92 @@ def history_sql_timing(backend: Backend, room_id: int, top: int, rng: random.Ran
         plan = "\n".join(row[0] for row in cur.fetchall())
     conn.close()
     return {**latency_summary(times), "plan": plan}
+
+
+# -- the plan and its estimated duration -------------------------------------------------------------
+
+# Rough costs in seconds on the 2-core machine, from timed runs: creating, migrating and
+# seeding a database, starting its servers and connecting 100 sockets; the per-step
+# overhead (the one-second quiet sample, the drain, the checks); what a failed step adds
+# (the drain timeout and the pause before the retry); the same for a long window.
+COST = {"pair_setup": 6.0, "before_setup": 5.0, "step": 2.0, "failed_step": 9.0, "window": 2.0,
+        "failed_window": 15.0, "connect_per_socket": 1 / 350 + 1 / 1300}  # Chorus's connects, then the baseline's
+
+
+def estimate_plan(ctx: Ctx) -> list[dict]:
+    """Each scenario of the run with a likely and an upper duration (s); waits for a quiet machine not included.
+
+    Likely: each target climbs two thirds of the ladder before failing twice and needs 1.5
+    long windows; at most: every rung holds (or fails only at the top) and every target
+    needs all three long windows.
+    """
+    a = ctx.args
+    targets = 3 if a.before_root else 2
+    setup = COST["pair_setup"] + (COST["before_setup"] if a.before_root else 0)
+    step, window = ctx.size("step_seconds"), a.tail_seconds
+
+    def ladder_cost(rungs: int) -> tuple[float, float]:
+        warm = targets * (2 + COST["step"])
+        climb = step + COST["step"]
+        fail = 2 * (step + COST["failed_step"])
+        likely = targets * (math.ceil(rungs * 2 / 3) * climb + fail + 1.5 * (window + COST["window"])
+                            + 0.5 * COST["failed_window"])
+        most = targets * ((rungs - 1) * climb + fail + 3 * window + COST["window"] + 2 * COST["failed_window"])
+        return setup + warm + likely, setup + warm + most
+
+    plan = []
+    for name in a.scenarios:
+        if name == "fanout":
+            pairs = [(m, d, ctx.size("fanout_rates") if k == 0 else ctx.size("mode_rates"))
+                     for k, m in enumerate(a.modes) for d in (a.fanout_dbs if k == 0 else a.fanout_dbs[:1])]
+            costs = [ladder_cost(len(r)) for _m, _d, r in pairs]
+            what = ", ".join(f"{m}/{d}" for m, d, _r in pairs)
+            plan.append({"scenario": name, "what": f"ladder of {len(pairs[0][2])} x {step:g} s steps, then "
+                                                   f"{window:g} s re-checks: {what}",
+                         "likely_s": sum(c[0] for c in costs), "most_s": sum(c[1] for c in costs)})
+        elif name == "tail":
+            each = setup + targets * (3 + COST["step"]) + targets * (window + COST["window"])
+            plan.append({"scenario": name, "what": f"{TAIL_RATE * 100:,.0f} deliveries/s for {window:g} s x "
+                                                   f"{targets} targets on {', '.join(a.tail_dbs)}",
+                         "likely_s": each * len(a.tail_dbs), "most_s": each * len(a.tail_dbs) * 1.2})
+        elif name == "rooms":
+            t = COST["pair_setup"] + 10 + ctx.size("rooms_seconds") + 5
+            plan.append({"scenario": name, "what": f"{ctx.size('rooms_seconds')} s, {a.db}", "likely_s": t,
+                         "most_s": t + 10})
+        elif name == "connections":
+            counts = ctx.size("connections")
+            idle = ctx.size("idle_seconds") * (len(counts) if ctx.size("idle_at_every_count") else 1)
+            each = 2 * (5 + 4 * len(counts) + idle) + max(counts) * COST["connect_per_socket"]
+            t = 10 + max(counts) / 1000 + each * len(a.conn_modes)
+            plan.append({"scenario": name, "what": f"{','.join(map(str, counts))} sockets, {a.db}", "likely_s": t,
+                         "most_s": t * 1.3})
+        elif name == "cluster":
+            sizes = a.cluster_sizes or ctx.size("cluster_sizes")
+            costs = [ladder_cost(len(ctx.size("fanout_rates"))) for _ in sizes]
+            plan.append({"scenario": name, "what": f"{','.join(map(str, sizes))} process(es) over Redis, postgres",
+                         "likely_s": sum(c[0] for c in costs) + 5 * len(sizes),
+                         "most_s": sum(c[1] for c in costs) + 5 * len(sizes)})
+        elif name == "mentions":
+            t = COST["pair_setup"] + 8 + ctx.size("mention_seconds") + 5
+            plan.append({"scenario": name, "what": f"{ctx.size('mention_seconds')} s", "likely_s": t,
+                         "most_s": t + 15})
+        elif name == "history":
+            n = ctx.size("history_requests")
+            t = 10 + ctx.size("history_messages") / 100_000 + n / 150 + n / 190 + 5
+            plan.append({"scenario": name, "what": f"{ctx.size('history_messages'):,} messages, {n:,} pages x 2",
+                         "likely_s": t, "most_s": t * 1.3})
+    return plan
+
+
+def describe_plan(plan: list[dict]) -> str:
+    """The plan as a few lines, with the estimated total."""
+    lines = ["plan (estimated; plus up to --quiet-wait before each step when the machine is busy):"]
+    for item in plan:
+        lines.append(f"  {item['scenario']:<12} ~{item['likely_s'] / 60:4.1f} min (at most ~{item['most_s'] / 60:4.1f})"
+                     f"  {item['what']}")
+    likely, most = sum(i["likely_s"] for i in plan), sum(i["most_s"] for i in plan)
+    lines.append(f"  {'total':<12} ~{likely / 60:4.1f} min (at most ~{most / 60:4.1f})")
+    return "\n".join(lines)
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -734,19 +1008,33 @@ def machine() -> dict:
 def parse_args(argv=None) -> argparse.Namespace:
     """The command line."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--full", action="store_true", help="full sizes: longer steps, finer ladders, longer idle windows")
+    p.add_argument("--full", action="store_true",
+                   help="full sizes: longer steps, finer ladders, longer idle windows, gevent and threading too")
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
-    p.add_argument("--modes", default="eventlet,gevent,threading",
-                   help="async modes for the fan-out comparison; the first is used everywhere else")
+    p.add_argument("--modes", default=None,
+                   help="async modes for the fan-out comparison (quick: eventlet; --full: eventlet,gevent,threading); "
+                        "the first runs on every --fanout-dbs and is used by every other scenario, the others run "
+                        "on the first of --fanout-dbs only")
     p.add_argument("--conn-modes", default="eventlet", help="async modes for the idle-connection scenario")
-    p.add_argument("--db", choices=("postgres", "sqlite"), default="postgres",
-                   help="database for scenarios 1-3 (4-6 always use PostgreSQL)")
-    p.add_argument("--connections", default=None, help="socket counts for scenario 3, e.g. 1000,5000,10000")
+    p.add_argument("--db", choices=DBS, default="postgres",
+                   help="database for scenarios 2-3, rooms and connections (4-6 always use PostgreSQL)")
+    p.add_argument("--fanout-dbs", default="postgres,sqlite",
+                   help="databases for the fan-out ladder (scenario 1), each beside its own baseline run; "
+                        "sqlite is the embedded mode")
+    p.add_argument("--tail-dbs", default="postgres,sqlite", help="databases for the tail scenario")
+    p.add_argument("--tail-seconds", type=float, default=60.0,
+                   help="the long window (s): the tail scenario's fixed 5,000 deliveries/s, and the re-check that "
+                        "makes a fan-out rate 'sustained'")
+    p.add_argument("--connections", default=None,
+                   help="socket counts for scenario 3 (quick: 1000,10000; full: 1000,5000,10000)")
     p.add_argument("--idle-seconds", type=float, default=None, help="idle window per socket count in scenario 3")
-    p.add_argument("--rates", default=None, help="fan-out ladder in messages/s, e.g. 25,50,100 (overrides the sizes)")
-    p.add_argument("--step-seconds", type=float, default=None, help="length of each fan-out step")
+    p.add_argument("--rates", default=None,
+                   help="fan-out ladder in messages/s, e.g. 25,50,100 (overrides the sizes; quick: "
+                        + ",".join(str(r) for r in SIZES["fanout_rates"][0]) + ")")
+    p.add_argument("--step-seconds", type=float, default=None, help="length of each short fan-out step (quick: 5 s)")
     p.add_argument("--before-root", default=None,
-                   help="also run the fan-out against Chorus checked out here (e.g. `git archive` of an older commit)")
+                   help="also run fanout, tail and cluster against Chorus checked out here (e.g. `git archive` of an "
+                        "older commit), on a database of the same kind migrated by that checkout")
     p.add_argument("--ws-compression", action="store_true",
                    help="let sockets negotiate permessage-deflate (WEBSOCKET_COMPRESSION=1), Chorus and baseline alike")
     p.add_argument("--cluster-sizes", default="", help="server processes per system in scenario 4 (quick: 2; full: 1,2)")
@@ -762,7 +1050,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
         p.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    if args.modes is None:
+        # gevent and threading cost a ladder each and compare socket layers, not Chorus: --full only.
+        args.modes = "eventlet,gevent,threading" if args.full else "eventlet"
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for option in ("fanout_dbs", "tail_dbs"):
+        dbs = [d.strip() for d in getattr(args, option).split(",") if d.strip()]
+        if not dbs or set(dbs) - set(DBS):
+            p.error(f"--{option.replace('_', '-')}: a comma-separated subset of {','.join(DBS)}")
+        setattr(args, option, dbs)
+    if args.tail_seconds <= 0:
+        p.error("--tail-seconds must be positive")
     args.cluster_sizes = [int(x) for x in args.cluster_sizes.split(",") if x.strip()]
     args.conn_modes = [m.strip() for m in args.conn_modes.split(",") if m.strip()]
     if args.rates:
@@ -784,10 +1082,14 @@ async def amain(args: argparse.Namespace) -> dict:
         ctx = Ctx(args, Path(tmp))
         ctx.out = Path(args.out)
         ctx.out.mkdir(parents=True, exist_ok=True)
-        results = {"machine": machine(), "args": {k: v for k, v in vars(args).items()}, "scenarios": {}}
+        plan = estimate_plan(ctx)
+        log(describe_plan(plan))
+        results = {"machine": machine(), "args": {k: v for k, v in vars(args).items()}, "plan": plan,
+                   "scenarios": {}}
         started = time.time()
-        runners = {"fanout": scenario_fanout, "rooms": scenario_rooms, "connections": scenario_connections,
-                   "cluster": scenario_cluster, "mentions": scenario_mentions, "history": scenario_history}
+        runners = {"fanout": scenario_fanout, "tail": scenario_tail, "rooms": scenario_rooms,
+                   "connections": scenario_connections, "cluster": scenario_cluster, "mentions": scenario_mentions,
+                   "history": scenario_history}
         for name in args.scenarios:
             t0 = time.time()
             try:
