@@ -34,6 +34,7 @@ from app.ops.health import check_services, describe  # noqa: E402
 from app.ops.heap import freeze_startup_objects, watch_collections  # noqa: E402
 from app.ops.jobs import start_background_jobs  # noqa: E402
 from app.ops.serving import listening_socket  # noqa: E402
+from app.ops.sqlite_wal import start_background_checkpoints  # noqa: E402
 from app.realtime.deadline import start_auth_deadline  # noqa: E402
 from app.security import ConfigError  # noqa: E402
 
@@ -212,6 +213,19 @@ def _eventlet_protocol(config):
     return HttpProtocol
 
 
+def _blocking_call_runner():
+    """How this async mode runs a call that blocks in C (SQLite's checkpoint) without stopping the others."""
+    if ASYNC_MODE == "eventlet":
+        from eventlet import tpool
+
+        return tpool.execute
+    if ASYNC_MODE == "gevent":
+        import gevent
+
+        return lambda call: gevent.get_hub().threadpool.apply(call)
+    return lambda call: call()  # threading: background tasks are threads already
+
+
 try:
     app = create_app()
 except ConfigError as exc:
@@ -225,6 +239,7 @@ if __name__ == "__main__":
         sys.exit(2)
     start_background_jobs(app)
     start_auth_deadline(app)
+    start_background_checkpoints(app, _blocking_call_runner())
     # Last before serving: everything built so far lives as long as the process.
     freeze_startup_objects()
     watch_collections()

@@ -11,7 +11,7 @@ from flask import Flask, jsonify, render_template, request
 from app.config import INSTANCE_DIR, Config, ProductionConfig
 from app.extensions import csrf, db, login_manager, migrate
 from app.logs import configure_logging
-from app.security import drop_untrusted_forwarded_headers, register_security
+from app.security import ConfigError, drop_untrusted_forwarded_headers, register_security
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         _ping_idle_connections(db.engine, app.config["DB_PING_IDLE_SECONDS"])
         if db.engine.dialect.name == "sqlite":
-            _tune_sqlite(db.engine)
+            _tune_sqlite(db.engine, app.config)
 
 
 def _ping_idle_connections(engine, idle_seconds: float) -> None:
@@ -95,14 +95,24 @@ def _ping_idle_connections(engine, idle_seconds: float) -> None:
             raise
 
 
-def _tune_sqlite(engine) -> None:
+def _tune_sqlite(engine, config) -> None:
     from sqlalchemy import event
+
+    synchronous = config["SQLITE_SYNCHRONOUS"]
+    if synchronous not in ("NORMAL", "FULL"):
+        raise ConfigError(f"SQLITE_SYNCHRONOUS must be NORMAL or FULL, not {synchronous!r}")
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
         cursor = dbapi_connection.cursor()
         # WAL lets readers and the writer work at once; foreign keys are off by default.
         cursor.execute("PRAGMA journal_mode=WAL")
+        # NORMAL: a commit is not synced to disk; the log is synced at each checkpoint. A
+        # crash of the process loses nothing; a power cut or OS crash can lose the last
+        # commits (never the database's integrity). See docs/DEPLOY.md.
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        # A server checkpoints in the background (app/ops/sqlite_wal.py) and sets 0 here.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={int(config.get('SQLITE_WAL_AUTOCHECKPOINT', 1000))}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()

@@ -41,6 +41,12 @@ class Config:
     # A pooled connection idle for longer is checked (SELECT 1) before use; one in steady
     # use is not, which saves a round trip per socket event (app/__init__.py).
     DB_PING_IDLE_SECONDS = float(os.environ.get("DB_PING_IDLE_SECONDS", "5"))
+    # The embedded mode's SQLite: NORMAL syncs the write-ahead log at checkpoints instead of
+    # at every commit (survives a crash of the process, not a power cut: docs/DEPLOY.md);
+    # FULL syncs every commit. A server checkpoints every SQLITE_CHECKPOINT_SECONDS in the
+    # background (0: SQLite's own automatic checkpoints, inside a commit).
+    SQLITE_SYNCHRONOUS = os.environ.get("SQLITE_SYNCHRONOUS", "NORMAL").strip().upper()
+    SQLITE_CHECKPOINT_SECONDS = float(os.environ.get("SQLITE_CHECKPOINT_SECONDS", "1"))
     REDIS_URL = os.environ.get("REDIS_URL") or None
     REGISTRATION_OPEN = _bool("REGISTRATION_OPEN", True)
     MESSAGE_MAX_LENGTH = 4000
