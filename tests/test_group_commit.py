@@ -138,3 +138,19 @@ def test_sends_queued_behind_a_store_in_flight_are_stored_by_one_batch(app, team
         stored = db.session.execute(db.select(Message.body, User.username).join(User, User.id == Message.author_id))
         assert dict(stored.all()) == authors
     assert messages._RoomQueue._rooms == {}, "an idle room keeps no queue"
+
+
+def test_a_failed_commit_fails_every_send_of_the_batch_and_broadcasts_nothing(app, team, emitted, monkeypatch):
+    alice, bob, room = team["alice"], team["bob"], team["room"]
+    with app.app_context():
+        batch = [draft(alice, room.id, "lost one"), draft(bob, room.id, "lost two")]
+
+        def fail():
+            raise OSError("disk full")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(db.session, "commit", fail)
+            messages._store_batch(batch)
+        assert all(d.result is None and isinstance(d.error, OSError) for d in batch)
+        assert count(Message) == 0 and db.session.get(Room, room.id).last_seq == 0
+    assert [event for event, _, _ in emitted if event == "message"] == []

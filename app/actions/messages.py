@@ -242,10 +242,12 @@ def _store_batch(batch: list[_Draft], committed: Callable[[], None] | None = Non
         else:
             db.session.rollback()
     except Exception as exc:
+        # Nothing of the batch is known to be stored (a failed commit stored nothing; a
+        # statement already committed in autocommit mode is found again by its client_id).
         db.session.rollback()
         for draft in batch:
-            if draft.outcome is None:
-                draft.outcome, draft.error = _STORED, exc
+            if draft.outcome in (None, _STORED):
+                draft.outcome, draft.result, draft.error = _STORED, None, exc
     finally:
         metrics.send_batch_size.observe(len(batch))
         for draft in batch:
