@@ -10,6 +10,7 @@ from flask import Flask, jsonify, render_template, request
 
 from app.config import INSTANCE_DIR, Config, ProductionConfig
 from app.extensions import csrf, db, login_manager, migrate
+from app.json_provider import OrjsonProvider
 from app.logs import configure_logging
 from app.security import ConfigError, drop_untrusted_forwarded_headers, register_security
 
@@ -24,6 +25,7 @@ def create_app(config: type | dict | None = None, *, worker: bool = False) -> Fl
         static_folder="../static",
         instance_path=str(INSTANCE_DIR),
     )
+    app.json = OrjsonProvider(app)
     base = ProductionConfig if os.environ.get("CHORUS_ENV") == "production" else Config
     app.config.from_object(base)
     if isinstance(config, dict):

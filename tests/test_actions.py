@@ -535,58 +535,12 @@ def test_mention_of_a_non_member_still_delivers_the_message(app, team, emitted):
     assert [(event, to) for event, _, to in emitted] == [("message", f"room:{team['room'].id}")]
 
 
-# --- History ------------------------------------------------------------------------------
+# --- Read markers -------------------------------------------------------------------------
 
 def _fill(app, user, room_id, n) -> list[int]:
     with app.app_context():
         return [send(user, room_id, f"message {i}").message.id for i in range(n)]
 
-
-def test_history_pages(app, team):
-    alice, bob, room = team["alice"], team["bob"], team["room"]
-    ids = _fill(app, alice, room.id, 7)
-    with app.app_context():
-        reader = row(User, bob)
-        page, more = messages.get_messages(reader, room.id, limit=3)
-        assert [m.id for m in page] == ids[-3:] and more
-        page, more = messages.get_messages(reader, room.id, before=ids[-3], limit=3)
-        assert [m.id for m in page] == ids[1:4] and more
-        page, more = messages.get_messages(reader, room.id, before=ids[1], limit=3)
-        assert [m.id for m in page] == ids[:1] and not more
-        page, more = messages.get_messages(reader, room.id, after=ids[0], limit=3)
-        assert [m.id for m in page] == ids[1:4] and more
-        page, more = messages.get_messages(reader, room.id, after=ids[3], limit=3)
-        assert [m.id for m in page] == ids[4:] and not more
-        page, more = messages.get_messages(reader, room.id, after=ids[-1])
-        assert page == [] and not more
-        page, more = messages.get_messages(reader, room.id)
-        assert [m.id for m in page] == ids and not more
-
-
-def test_history_default_and_maximum_page_size(app, team):
-    alice, room = team["alice"], team["room"]
-    ids = _fill(app, alice, room.id, 52)
-    with app.app_context():
-        page, more = messages.get_messages(row(User, alice), room.id)
-        assert [m.id for m in page] == ids[-50:] and more
-        page, more = messages.get_messages(row(User, alice), room.id, limit=200)
-        assert len(page) == 52 and not more
-
-
-@pytest.mark.parametrize("kwargs", [{"limit": 0}, {"limit": 201}, {"limit": -1}, {"before": 5, "after": 1}])
-def test_history_refuses_bad_paging(app, team, kwargs):
-    with app.app_context():
-        refuse("invalid", messages.get_messages, row(User, team["alice"]), team["room"].id, **kwargs)
-
-
-def test_history_needs_membership(app, team, make_room):
-    secret = make_room(team["alice"], "secret", is_private=True)
-    with app.app_context():
-        refuse("not_member", messages.get_messages, row(User, team["dave"]), team["room"].id)
-        refuse("not_found", messages.get_messages, row(User, team["dave"]), secret.id)
-
-
-# --- Read markers -------------------------------------------------------------------------
 
 def test_mark_room_read(app, team, emitted):
     alice, bob, room = team["alice"], team["bob"], team["room"]

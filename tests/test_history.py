@@ -1,4 +1,5 @@
-"""History around a message: the action, the REST query and the room page (`?around=<id>`).
+"""History: pages before and after an id, and around a message (`?around=<id>`), from the
+query (app.queries.history), the REST API and the room page.
 
 Messages of a second room are interleaved with the room's own, so ids in a room have gaps
 and a window that leaked another room's messages would show.
@@ -13,6 +14,8 @@ from app.actions import messages
 from app.extensions import db
 from app.lib.errors import ChatError
 from app.models import User
+from app.queries import history as history_query
+from tests.test_actions import _fill, refuse, row
 
 
 def row_user(ref) -> User:
@@ -36,19 +39,65 @@ def history(app, team, make_room):
 def around(app, user, room_id, message_id, limit=None):
     """(ids of the page, has_more_before, has_more_after) from the action."""
     with app.app_context():
-        page, before, after = messages.get_messages_around(row_user(user), room_id, message_id, limit=limit)
-        return [m.id for m in page], before, after
+        page, before, after = history_query.get_messages_around(row_user(user), room_id, message_id, limit=limit)
+        return [m["id"] for m in page], before, after
 
 
 def refusal(app, user, room_id, message_id, limit=None) -> ChatError:
     with app.app_context():
         with pytest.raises(ChatError) as info:
-            messages.get_messages_around(row_user(user), room_id, message_id, limit=limit)
+            history_query.get_messages_around(row_user(user), room_id, message_id, limit=limit)
         db.session.rollback()
     return info.value
 
 
-# --- The action ---------------------------------------------------------------------------
+# --- Pages before and after an id ----------------------------------------------------------
+
+def test_history_pages(app, team):
+    alice, bob, room = team["alice"], team["bob"], team["room"]
+    ids = _fill(app, alice, room.id, 7)
+    with app.app_context():
+        reader = row(User, bob)
+        page, more = history_query.get_messages(reader, room.id, limit=3)
+        assert [m["id"] for m in page] == ids[-3:] and more
+        page, more = history_query.get_messages(reader, room.id, before=ids[-3], limit=3)
+        assert [m["id"] for m in page] == ids[1:4] and more
+        page, more = history_query.get_messages(reader, room.id, before=ids[1], limit=3)
+        assert [m["id"] for m in page] == ids[:1] and not more
+        page, more = history_query.get_messages(reader, room.id, after=ids[0], limit=3)
+        assert [m["id"] for m in page] == ids[1:4] and more
+        page, more = history_query.get_messages(reader, room.id, after=ids[3], limit=3)
+        assert [m["id"] for m in page] == ids[4:] and not more
+        page, more = history_query.get_messages(reader, room.id, after=ids[-1])
+        assert page == [] and not more
+        page, more = history_query.get_messages(reader, room.id)
+        assert [m["id"] for m in page] == ids and not more
+
+
+def test_history_default_and_maximum_page_size(app, team):
+    alice, room = team["alice"], team["room"]
+    ids = _fill(app, alice, room.id, 52)
+    with app.app_context():
+        page, more = history_query.get_messages(row(User, alice), room.id)
+        assert [m["id"] for m in page] == ids[-50:] and more
+        page, more = history_query.get_messages(row(User, alice), room.id, limit=200)
+        assert len(page) == 52 and not more
+
+
+@pytest.mark.parametrize("kwargs", [{"limit": 0}, {"limit": 201}, {"limit": -1}, {"before": 5, "after": 1}])
+def test_history_refuses_bad_paging(app, team, kwargs):
+    with app.app_context():
+        refuse("invalid", history_query.get_messages, row(User, team["alice"]), team["room"].id, **kwargs)
+
+
+def test_history_needs_membership(app, team, make_room):
+    secret = make_room(team["alice"], "secret", is_private=True)
+    with app.app_context():
+        refuse("not_member", history_query.get_messages, row(User, team["dave"]), team["room"].id)
+        refuse("not_found", history_query.get_messages, row(User, team["dave"]), secret.id)
+
+
+# --- Around a message ---------------------------------------------------------------------
 
 @pytest.mark.parametrize(
     ("index", "limit", "window"),

@@ -1,4 +1,4 @@
-"""Sending messages and reading history."""
+"""Sending messages (reading history: app.queries.history)."""
 from __future__ import annotations
 
 import threading
@@ -8,7 +8,6 @@ from typing import Callable
 from flask import current_app
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
 from werkzeug.local import LocalProxy
 
 from app import events
@@ -384,71 +383,3 @@ def _resolve_mentions(room_id: int, names: list[str], *, exclude_user_id: int) -
     ).scalars()
     by_key = {u.username_key: u for u in users}
     return [by_key[n] for n in names if n in by_key]
-
-
-def get_messages(
-    user: User, room_id: int, *, before: int | None = None, after: int | None = None, limit: int | None = None
-) -> tuple[list[Message], bool]:
-    """A page of a room's history, oldest first, and whether more lies beyond it.
-
-    `before` pages backwards from an id (the newest page when neither is given);
-    `after` pages forwards from an id, for catching up after a reconnect.
-    """
-    access_room_as_member(room_id, user)
-    limit = _check_limit(limit)
-    if before is not None and after is not None:
-        raise ChatError("invalid", "Give 'before' or 'after', not both.")
-    query = _history_query(room_id)
-    if after is not None:
-        rows = list(db.session.execute(
-            query.filter(Message.id > after).order_by(Message.id.asc()).limit(limit + 1)
-        ).scalars())
-        return rows[:limit], len(rows) > limit
-    if before is not None:
-        query = query.filter(Message.id < before)
-    rows = list(db.session.execute(query.order_by(Message.id.desc()).limit(limit + 1)).scalars())
-    has_more = len(rows) > limit
-    return list(reversed(rows[:limit])), has_more
-
-
-def get_messages_around(
-    user: User, room_id: int, message_id: int, *, limit: int | None = None
-) -> tuple[list[Message], bool, bool]:
-    """A page centred on one message (for links to it), oldest first.
-
-    Returns the page and whether older and newer messages lie beyond it.
-    """
-    access_room_as_member(room_id, user)
-    limit = _check_limit(limit)
-    query = _history_query(room_id)
-    anchor = db.session.execute(query.filter(Message.id == message_id)).scalar_one_or_none()
-    if anchor is None:
-        raise ChatError("not_found", "No such message in this room.", field="around")
-    # Up to a full page each way, then a window as centred as the room's edges allow.
-    newer = list(db.session.execute(
-        query.filter(Message.id > message_id).order_by(Message.id.asc()).limit(limit)
-    ).scalars())
-    older = list(db.session.execute(
-        query.filter(Message.id < message_id).order_by(Message.id.desc()).limit(limit)
-    ).scalars())
-    room_left = limit - 1
-    n_newer = min(len(newer), max(room_left // 2, room_left - len(older)))
-    n_older = min(len(older), room_left - n_newer)
-    page = list(reversed(older[:n_older])) + [anchor] + newer[:n_newer]
-    return page, len(older) > n_older, len(newer) > n_newer
-
-
-def _check_limit(limit: int | None) -> int:
-    max_limit = current_app.config["HISTORY_MAX_PAGE_SIZE"]
-    limit = current_app.config["HISTORY_PAGE_SIZE"] if limit is None else limit
-    if not 1 <= limit <= max_limit:
-        raise ChatError("invalid", f"'limit' must be between 1 and {max_limit}.", field="limit")
-    return limit
-
-
-def _history_query(room_id: int):
-    return (
-        db.select(Message)
-        .filter(Message.room_id == room_id)
-        .options(selectinload(Message.author), selectinload(Message.mentions).selectinload(Mention.user))
-    )

@@ -7,7 +7,7 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, or_
+from sqlalchemy import bindparam, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -120,15 +120,19 @@ def do_create_api_token(user: User, name: str = "api") -> str:
     return token
 
 
+# One query for the token and its user: this runs on every bearer request. Built once, since
+# composing the select cost more CPU than running it (docs/ARCHITECTURE.md, "Hot reads").
+_USER_BY_TOKEN = (
+    db.select(User).join(ApiToken, ApiToken.user_id == User.id)
+    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
+)
+
+
 def get_user_by_token(token: str) -> User | None:
     """The active user a bearer token belongs to, or None."""
     if not token or len(token) > 256:
         return None
-    # One query for the token and its user: this runs on every bearer request.
-    user = db.session.execute(
-        db.select(User).join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == _digest(token), ApiToken.revoked_at.is_(None))
-    ).scalar_one_or_none()
+    user = db.session.execute(_USER_BY_TOKEN, {"token_hash": _digest(token)}).scalar_one_or_none()
     if user is None or user.is_disabled:
         return None
     return user

@@ -11,6 +11,7 @@ from app.extensions import csrf
 from app.lib import serializers, validation
 from app.lib.access import access_room
 from app.lib.errors import ChatError
+from app.queries import history
 from app.security import bearer_token, limiter, login_limit, registration_limit
 
 csrf.exempt(bp)
@@ -169,16 +170,15 @@ def list_messages(room_id: int):
     if around is not None:
         if args.get("before") or args.get("after"):
             raise ChatError("invalid", "Give 'around' alone, without 'before' or 'after'.")
-        page, older, newer = messages.get_messages_around(current_user, room_id, around, limit=limit)
-        return {"messages": [serializers.message_dict(m) for m in page],
-                "has_more_before": older, "has_more_after": newer}
-    page, has_more = messages.get_messages(
+        page, older, newer = history.get_messages_around(current_user, room_id, around, limit=limit)
+        return {"messages": page, "has_more_before": older, "has_more_after": newer}
+    page, has_more = history.get_messages(
         current_user, room_id,
         before=validation.parse_id(args.get("before"), "before"),
         after=validation.parse_id(args.get("after"), "after"),
         limit=limit,
     )
-    return {"messages": [serializers.message_dict(m) for m in page], "has_more": has_more}
+    return {"messages": page, "has_more": has_more}
 
 
 @bp.post("/rooms/<int:room_id>/messages")

@@ -5,12 +5,13 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
-from app.actions import messages, notifications, rooms
+from app.actions import notifications, rooms
 from app.chat import bp
 from app.chat.forms import CreateRoomForm, InviteForm
 from app.lib import serializers, validation
 from app.lib.access import access_room
 from app.lib.errors import ChatError
+from app.queries import history
 
 
 def page_context() -> dict:
@@ -61,18 +62,18 @@ def room(room_id: int):
     if membership is not None:
         if around is not None:
             try:
-                page, has_more, has_more_after = messages.get_messages_around(current_user, room_id, around)
+                page, has_more, has_more_after = history.get_messages_around(current_user, room_id, around)
             except ChatError:
                 # A link to a message that is gone still opens its room, at the latest page.
                 flash("That message is no longer in this room.", "info")
                 around = None
         if around is None:
-            page, has_more = messages.get_messages(current_user, room_id)
+            page, has_more = history.get_messages(current_user, room_id)
         members = [serializers.user_dict(u) for u in rooms.get_members(room_obj)]
     return render_template(
         "chat/room.html",
         room=rooms.room_view(room_obj, current_user),
-        messages=[serializers.message_dict(m) for m in page],
+        messages=page,
         has_more=has_more,
         has_more_after=has_more_after,
         around=around,

@@ -15,7 +15,12 @@ def iso(value: datetime | None) -> str | None:
 
 def user_dict(user: User) -> dict:
     """The public face of a user."""
-    return {"id": user.id, "username": user.username, "display_name": user.name}
+    return user_fields(user.id, user.username, user.display_name)
+
+
+def user_fields(user_id: int, username: str, display_name: str) -> dict:
+    """The public face of a user, from its columns (the display name falls back to the username, as `User.name`)."""
+    return {"id": user_id, "username": username, "display_name": display_name or username}
 
 
 def token_dict(token) -> dict:
@@ -59,16 +64,29 @@ def room_dict(room: Room, *, is_member: bool, member_count: int, unread: int | N
 
 def message_dict(message: Message) -> dict:
     """A message as broadcast to the room and returned by the history API."""
+    return message_fields(
+        message.id, message.room_id, message.seq, user_dict(message.author), message.body, message.html,
+        message.created_at, [m.user.username for m in message.mentions], message.client_id,
+    )
+
+
+def message_fields(
+    message_id: int, room_id: int, seq: int, author: dict, body: str, html: str, created_at: datetime,
+    mentions: list[str], client_id: str | None,
+) -> dict:
+    """A message's dict from plain values: `message_dict`'s shape, for readers that load columns
+    rather than models (app.queries.history). `author` is a `user_fields` dict; `mentions`
+    the mentioned usernames in the order of the mentions."""
     return {
-        "id": message.id,
-        "room_id": message.room_id,
-        "seq": message.seq,
-        "author": user_dict(message.author),
-        "body": message.body,
-        "html": message.html,
-        "created_at": iso(message.created_at),
-        "mentions": [m.user.username for m in message.mentions],
-        "client_id": message.client_id,
+        "id": message_id,
+        "room_id": room_id,
+        "seq": seq,
+        "author": author,
+        "body": body,
+        "html": html,
+        "created_at": iso(created_at),
+        "mentions": mentions,
+        "client_id": client_id,
     }
 
 

@@ -1,0 +1,1 @@
+"""Read-only views for pages and the API: no writes (those are app.actions')."""
