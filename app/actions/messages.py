@@ -330,39 +330,40 @@ def _store_messages(room_id: int, batch: list[_Draft]) -> list[tuple[int | None,
         return [by_n.get(n, (None, None)) for n in range(1, len(batch) + 1)]
     # Elsewhere (SQLite: one writer at a time, the database is the lock) statement by
     # statement, in one transaction: the first seq bump takes the write lock, so each check
-    # of the author's membership sees what the commit will.
+    # of the author's membership sees what the commit will. The statements are built once:
+    # composing them per message cost more than SQLite took to run them.
+    conn = db.session.connection()
     stored = []
     read_up_to: dict[int, int] = {}
     for draft in batch:
-        may_send = sa.exists().where(
-            Membership.room_id == room_id, Membership.user_id == draft.author.id,
-            User.id == Membership.user_id, User.is_disabled.is_(False),
-        )
-        seq = db.session.execute(
-            sa.update(Room).where(Room.id == room_id, may_send)
-            .values(last_seq=Room.last_seq + 1).returning(Room.last_seq)
-        ).scalar_one_or_none()
+        seq = conn.execute(_SQLITE_BUMP, {"room_id": room_id, "author_id": draft.author.id}).scalar()
         if seq is None:
             stored.append((None, None))
             continue
-        message_id = db.session.execute(
-            sa.insert(Message).values(
-                room_id=room_id, author_id=draft.author.id, body=draft.body, html=draft.html,
-                client_id=draft.client_id, created_at=draft.created_at, seq=seq,
-            ).returning(Message.id)
-        ).scalar_one()
+        message_id = conn.execute(_SQLITE_INSERT, {
+            "room_id": room_id, "author_id": draft.author.id, "body": draft.body, "html": draft.html,
+            "client_id": draft.client_id, "seq": seq, "created_at": draft.created_at,
+        }).scalar()
         if draft.mentioned:
-            db.session.execute(sa.insert(Mention), [{"message_id": message_id, "user_id": u.id} for u in draft.mentioned])
+            conn.execute(_SQLITE_MENTION, [{"message_id": message_id, "user_id": u.id} for u in draft.mentioned])
         stored.append((message_id, seq))
         read_up_to[draft.author.id] = message_id
     for author_id, message_id in read_up_to.items():
-        db.session.execute(
-            sa.update(Membership)
-            .where(Membership.room_id == room_id, Membership.user_id == author_id,
-                   Membership.last_read_message_id < message_id)
-            .values(last_read_message_id=message_id)
-        )
+        conn.execute(_SQLITE_READ, {"room_id": room_id, "author_id": author_id, "message_id": message_id})
     return stored
+
+
+_SQLITE_BUMP = sa.text("""UPDATE rooms SET last_seq = last_seq + 1
+WHERE id = :room_id AND EXISTS (
+    SELECT 1 FROM memberships JOIN users ON users.id = memberships.user_id
+    WHERE memberships.room_id = :room_id AND memberships.user_id = :author_id AND NOT users.is_disabled)
+RETURNING last_seq""")
+_SQLITE_INSERT = sa.text("""INSERT INTO messages (room_id, author_id, body, html, client_id, seq, created_at)
+VALUES (:room_id, :author_id, :body, :html, :client_id, :seq, :created_at) RETURNING id""").bindparams(
+    sa.bindparam("created_at", type_=UTCDateTime()))
+_SQLITE_MENTION = sa.text("INSERT INTO mentions (message_id, user_id) VALUES (:message_id, :user_id)")
+_SQLITE_READ = sa.text("""UPDATE memberships SET last_read_message_id = :message_id
+WHERE room_id = :room_id AND user_id = :author_id AND last_read_message_id < :message_id""")
 
 
 def _refuse_sender(room_id: int, user: User) -> None:
