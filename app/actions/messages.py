@@ -17,7 +17,7 @@ from app.lib.access import access_room_as_member
 from app.lib.errors import ChatError
 from app.lib.render import parse_message, render_parsed
 from app.lib.validation import MAX_ID
-from app.models import Membership, Mention, Message, Room, User
+from app.models import Membership, Mention, Message, User
 from app.models.base import UTCDateTime, utcnow
 from app.ops import metrics
 
