@@ -105,7 +105,10 @@ def test_sends_queued_behind_a_store_in_flight_are_stored_by_one_batch(app, team
     def one(who, body):
         with app.app_context():
             try:
+                # As a socket event has it: the user kept from connect, nothing read yet.
                 local.user = row(User, who)
+                db.session.expunge(local.user)
+                db.session.close()
                 results[body] = messages.do_send_message(LocalProxy(local, "user"), room.id, body)
             except Exception as exc:  # reported below
                 errors.append(repr(exc))
@@ -114,8 +117,9 @@ def test_sends_queued_behind_a_store_in_flight_are_stored_by_one_batch(app, team
     first.start()
     while not batches:
         threading.Event().wait(0.01)
+    # The later sends mention someone: looking them up takes a pooled connection.
     others = [threading.Thread(target=one, args=(who, body)) for who, body in
-              ((bob, "second"), (carol, "third"), (alice, "fourth"))]
+              ((bob, "second @carol"), (carol, "third @alice"), (alice, "fourth @bob"))]
     for thread in others:
         thread.start()
     queue = messages._RoomQueue._rooms[room.id]
@@ -123,16 +127,20 @@ def test_sends_queued_behind_a_store_in_flight_are_stored_by_one_batch(app, team
         if len(queue.waiting) == 3:
             break
         threading.Event().wait(0.01)
+    with app.app_context():
+        # Only the store in flight holds one: sends waiting for their batch gave theirs back.
+        assert db.engine.pool.checkedout() <= 1
     release.set()
     for thread in [first, *others]:
         thread.join(20)
     assert errors == []
-    assert batches[0] == ["first"] and len(batches) == 2 and sorted(batches[1]) == ["fourth", "second", "third"]
+    assert batches[0] == ["first"] and len(batches) == 2
+    assert sorted(batches[1]) == ["fourth @bob", "second @carol", "third @alice"]
     # Seqs follow the order the batch was formed in, and every send got its own message back.
     seqs = {body: r.data["seq"] for body, r in results.items()}
     assert seqs["first"] == 1 and sorted(seqs[b] for b in batches[1]) == [2, 3, 4]
     assert [seqs[b] for b in batches[1]] == [2, 3, 4]
-    authors = {"first": "alice", "second": "bob", "third": "carol", "fourth": "alice"}
+    authors = {"first": "alice", "second @carol": "bob", "third @alice": "carol", "fourth @bob": "alice"}
     assert {body: r.data["author"]["username"] for body, r in results.items()} == authors
     with app.app_context():
         stored = db.session.execute(db.select(Message.body, User.username).join(User, User.id == Message.author_id))

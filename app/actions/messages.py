@@ -74,13 +74,16 @@ def do_send_message(user: User, room_id: int, body: str, client_id: str | None =
     client_id = validation.check_client_id(client_id)
     if not 0 < room_id <= MAX_ID:
         raise ChatError("not_found", "No such room.")
-    if _on_postgresql() and not db.session().in_transaction():
-        # Nothing read yet (a socket event): the store then commits inside PostgreSQL as it
-        # runs, so the room lock is released without waiting for a round trip to COMMIT.
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    fresh = not db.session().in_transaction()  # a socket event: nothing read yet
     parsed = parse_message(body)
     mentioned = _resolve_mentions(room_id, parsed.mentions, exclude_user_id=user.id)
     html = render_parsed(parsed, {u.username_key: u.username for u in mentioned})
+    if fresh and db.session().in_transaction():
+        # The mention lookup's connection goes back to the pool: a send waiting for its
+        # batch holds none (the loaded users stay usable, detached).
+        for mentioned_user in mentioned:
+            db.session.expunge(mentioned_user)
+        db.session.rollback()
     # The user itself, not a proxy such as Flask-Login's current_user: another send's
     # context may store this draft, where the proxy would name that send's user.
     author = user._get_current_object() if isinstance(user, LocalProxy) else user
@@ -185,6 +188,11 @@ class _RoomQueue:
         try:
             with cls._lock:
                 batch, queue.waiting[:MAX_BATCH] = queue.waiting[:MAX_BATCH], []
+            if _on_postgresql() and not db.session().in_transaction():
+                # Nothing read in this session (a socket event): the store commits inside
+                # PostgreSQL as it runs, so the room lock is released without waiting for
+                # a round trip to COMMIT.
+                db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             _store_batch(batch, committed=release)
         finally:
             release()
