@@ -125,6 +125,7 @@ async def measure_step(target: Target, plan: list[tuple[int, int]], rate: float,
                        profile: Path | None = None) -> dict:
     """Offer rate messages/s for seconds; count deliveries per socket and check against the store."""
     cpu0 = [s.cpu_seconds() for s in target.servers]
+    batches0 = send_batches(target)
     gen0 = target.gen.cpu_seconds()
     sys0 = psutil.cpu_times()
     wall0 = time.time()
@@ -215,6 +216,7 @@ async def measure_step(target: Target, plan: list[tuple[int, int]], rate: float,
         "load1": load_average(),
         "notes": got["notes"],
         "db_waits": waits.top(),
+        "send_batch_mean": batch_mean(batches0, send_batches(target)),
     }
     result["holds"] = (result["p99_ms"] < P99_LIMIT_MS and lost == 0 and dup == 0 and unexpected == 0
                        and result["errors"] == 0 and result["acked_not_stored"] == 0 and len(stored) == count)
@@ -251,6 +253,33 @@ def stall_summary(slow: list[list], bucket_s: float, window_s: float) -> dict:
         "bursts": [[round(b * bucket_s, 2), round(n * bucket_s, 2), c, round(w * 1000, 1)]
                    for b, n, c, w in runs[:300]],
     }
+
+
+def send_batches(target: Target) -> tuple[float, float] | None:
+    """(messages, statements) so far from Chorus's chorus_send_batch_size histogram, summed over its servers."""
+    if target.kind != "chorus":
+        return None
+    import requests
+
+    total = count = 0.0
+    for server in target.servers:
+        try:
+            text = requests.get(f"{server.url}/metrics", timeout=5).text
+        except requests.RequestException:
+            return None
+        for line in text.splitlines():
+            if line.startswith("chorus_send_batch_size_sum "):
+                total += float(line.split()[-1])
+            elif line.startswith("chorus_send_batch_size_count "):
+                count += float(line.split()[-1])
+    return total, count
+
+
+def batch_mean(before, after) -> float | None:
+    """Messages per store statement between two send_batches readings (group commit at work when above 1)."""
+    if not before or not after or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
 
 
 class WaitSampler:
@@ -302,6 +331,7 @@ def describe_step(r: dict) -> str:
     cpu = "+".join(f"{c:.0f}" for c in r["server_cpu_pct"])
     st = r["stalls"]
     return (f"  {r['target']:<9} {r['rate_msgs']:>5.0f} msg/s {r['seconds']:>3.0f} s {r['deliveries_s']:>7.0f} deliv/s  "
+            f"{'' if r.get('send_batch_mean') is None else 'batch %.1f ' % r['send_batch_mean']}"
             f"p50 {r['p50_ms']:6.1f} p99 {r['p99_ms']:7.1f} p99.9 {r['p999_ms']:7.1f} max {r['max_ms']:7.1f} ms  "
             f"stalls {st['count']} (longest {st['longest_s']:.1f} s)  "
             f"lost {r['lost']} dup {r['duplicated']} err {r['errors']}  cpu srv {cpu}% gen {r['loadgen_cpu_pct']:.0f}%"
