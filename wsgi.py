@@ -213,6 +213,39 @@ def _eventlet_protocol(config):
     return HttpProtocol
 
 
+def _ping_from_hub_timers() -> None:
+    """python-engineio's pings by eventlet hub timers instead of a green thread per socket.
+
+    Between two pings (25 s by default) python-engineio keeps a green thread per socket
+    asleep only to send the next ping: one of the three a websocket holds, with its own
+    saved stack. A timer on the hub sends the same packet at the same moment without one.
+    It replaces `Socket.schedule_ping`, whose logic it keeps: a new ping only after the
+    client answered the last one, none to a socket that is closing. Proposed to
+    python-engineio as a timer hook for the async drivers (docs/BENCHMARKS.md).
+    """
+    import time
+
+    from engineio import packet
+    from engineio.socket import Socket
+    from eventlet.hubs import get_hub
+
+    def send_ping(socket: Socket) -> None:
+        if socket.closing or socket.closed:
+            return
+        socket.last_ping = time.time()
+        try:
+            socket.send(packet.Packet(packet.PING))
+        except Exception:  # closed meanwhile: nothing to ping
+            pass
+
+    def schedule_ping(socket: Socket) -> None:
+        if socket.last_ping:
+            socket.last_ping = None
+            get_hub().schedule_call_global(socket.server.ping_interval, send_ping, socket)
+
+    Socket.schedule_ping = schedule_ping
+
+
 def _blocking_call_runner():
     """How this async mode runs a call that blocks in C (SQLite's checkpoint) without stopping the others."""
     if ASYNC_MODE == "eventlet":
@@ -246,6 +279,7 @@ if __name__ == "__main__":
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
     if ASYNC_MODE == "eventlet":
+        _ping_from_hub_timers()
         # What socketio.run does for eventlet, on a listener with TCP_NODELAY. eventlet's WSGI
         # server serves at most 1,024 connections at once by default, and every open socket
         # holds one: the 1,025th client would wait for someone to leave.

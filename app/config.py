@@ -54,6 +54,10 @@ class Config:
     HISTORY_MAX_PAGE_SIZE = 200
     MAX_CONTENT_LENGTH = 64 * 1024
     SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE") or None
+    # Engine.IO's heartbeat: a ping every SOCKETIO_PING_INTERVAL seconds, and a socket whose
+    # client does not answer within SOCKETIO_PING_TIMEOUT is closed.
+    SOCKETIO_PING_INTERVAL = float(os.environ.get("SOCKETIO_PING_INTERVAL", "25"))
+    SOCKETIO_PING_TIMEOUT = float(os.environ.get("SOCKETIO_PING_TIMEOUT", "20"))
     # The channel the servers and the Celery workers share on Redis; a mismatch drops
     # every emit from the workers silently, so it is set in one place.
     SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "flask-socketio")

@@ -27,6 +27,9 @@ def register_sockets(app: Flask) -> None:
         "cors_allowed_origins": app.config["CORS_ALLOWED_ORIGINS"],
         # A message is at most 4,000 characters; anything far larger is not ours.
         "max_http_buffer_size": 64 * 1024,
+        # Seconds between pings, and how long a client has to answer one.
+        "ping_interval": app.config["SOCKETIO_PING_INTERVAL"],
+        "ping_timeout": app.config["SOCKETIO_PING_TIMEOUT"],
         # Events of one socket are handled one after another, in the order sent, so a
         # client sending fast gets ids in its own order; sockets still run concurrently.
         "async_handlers": False,
