@@ -64,8 +64,9 @@ test: install-dev chromium
 clean:
 	rm -rf $(VENV) instance .pytest_cache
 
-# Benchmarks beside a bare Flask-SocketIO baseline (bench/, docs/BENCHMARKS.md): a quick
-# default of a few minutes; `make bench BENCH_ARGS="--full"` for the full sizes. The load
+# Benchmarks beside a bare Flask-SocketIO baseline (bench/, docs/BENCHMARKS.md): the quick
+# default takes about 40 minutes on 2 cores (it prints its plan first); `make bench
+# BENCH_ARGS="--full"` for the full sizes and every async mode. The load
 # generator is Node's socket.io-client, pinned in bench/package-lock.json.
 BENCH_ARGS ?=
 .PHONY: bench
