@@ -6,6 +6,7 @@ out plain references (id, name); tests open `with app.app_context():` to read ro
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
@@ -18,16 +19,23 @@ from app.models import User
 from tests.factories import PASSWORD, UserFactory
 
 
-@pytest.fixture
-def app(tmp_path):
-    """The app with its schema created directly (migrations are tested on their own)."""
-    config = type("Cfg", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}"})
+@contextmanager
+def sqlite_app(path):
+    """The app on a fresh SQLite file at path, its schema created directly (migrations are tested on their own)."""
+    config = type("Cfg", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"})
     app = create_app(config)
     with app.app_context():
         db.create_all()
     yield app
     with app.app_context():
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(tmp_path):
+    """The app on a SQLite file of the test's own."""
+    with sqlite_app(tmp_path / "test.db") as app:
+        yield app
 
 
 def ref_user(user) -> SimpleNamespace:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import event
 
-from app import create_app
 from app.actions import messages
-from app.config import TestConfig
 from app.extensions import db
 from app.lib import serializers
 from app.lib.errors import ChatError
 from app.models import Message, User
 from app.queries import history
+from tests.conftest import sqlite_app
 
 # Statements for one page, and for a window around a message.
 PAGE_STATEMENTS = {"postgresql": 1, "sqlite": 2}
@@ -28,13 +27,8 @@ AROUND_STATEMENTS = {"postgresql": 2, "sqlite": 3}
 def app(request, tmp_path):
     """The app on an empty SQLite file, then on a PostgreSQL database of its own."""
     if request.param == "sqlite":
-        config = type("Cfg", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}"})
-        app = create_app(config)
-        with app.app_context():
-            db.create_all()
-        yield app
-        with app.app_context():
-            db.engine.dispose()
+        with sqlite_app(tmp_path / "test.db") as app:
+            yield app
         return
     from tests.integration.cluster import pg_app
 
