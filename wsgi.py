@@ -221,7 +221,7 @@ def _ping_from_hub_timers() -> None:
     saved stack. A timer on the hub sends the same packet at the same moment without one.
     It replaces `Socket.schedule_ping`, whose logic it keeps: a new ping only after the
     client answered the last one, none to a socket that is closing. Proposed to
-    python-engineio as a timer hook for the async drivers (docs/BENCHMARKS.md).
+    python-engineio as a timer hook for the async drivers (docs/upstream/).
     """
     import time
 
