@@ -113,8 +113,8 @@ def _tune_sqlite(engine, config) -> None:
         # crash of the process loses nothing; a power cut or OS crash can lose the last
         # commits (never the database's integrity). See docs/DEPLOY.md.
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        # A server checkpoints in the background (app/ops/sqlite_wal.py) and sets 0 here.
-        cursor.execute(f"PRAGMA wal_autocheckpoint={int(config.get('SQLITE_WAL_AUTOCHECKPOINT', 1000))}")
+        # Read at each connect: a server that checkpoints in the background has set 0 by then.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={int(config['SQLITE_WAL_AUTOCHECKPOINT'])}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.close()

@@ -47,6 +47,9 @@ class Config:
     # background (0: SQLite's own automatic checkpoints, inside a commit).
     SQLITE_SYNCHRONOUS = os.environ.get("SQLITE_SYNCHRONOUS", "NORMAL").strip().upper()
     SQLITE_CHECKPOINT_SECONDS = float(os.environ.get("SQLITE_CHECKPOINT_SECONDS", "1"))
+    # Log pages after which a committing connection checkpoints (SQLite's default); a server
+    # that checkpoints in the background sets 0 before it serves (app/ops/sqlite_wal.py).
+    SQLITE_WAL_AUTOCHECKPOINT = 1000
     REDIS_URL = os.environ.get("REDIS_URL") or None
     REGISTRATION_OPEN = _bool("REGISTRATION_OPEN", True)
     MESSAGE_MAX_LENGTH = 4000
