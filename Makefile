@@ -58,7 +58,11 @@ chromium:
 	$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
 	  || echo "chromium: could not install it"
 
+# The page's DOM-free modules first (node's own test runner, no npm packages), then pytest,
+# whose summary stays the last line.
 test: install-dev chromium
+	@command -v node >/dev/null 2>&1 || { echo "make test needs node for the page's unit tests: apt-get install nodejs"; exit 2; }
+	node --test static/js/tests/
 	CHORUS_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
 clean:
