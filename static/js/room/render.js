@@ -3,6 +3,7 @@
 import { $, $$, h, plural } from "../lib/dom.js";
 import { sanitizeHtml } from "../lib/sanitize.js";
 import { dayKey, dayLabel, formatFull, formatTime, parseDate } from "../lib/time.js";
+import { reactedByMe } from "./timeline.js";
 
 const GROUP_GAP_MS = 5 * 60 * 1000;
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -85,9 +86,57 @@ export function authorLine(user) {
   return [name, h("span", { class: "msg-handle", text: `@${user.username}` })];
 }
 
-/** The element for a stored message (m as app.lib.serializers.message_dict makes it). */
+/**
+ * Who reacted, for a chip's tooltip: "alice, bob and carol reacted with 👍", or "… and 3 more"
+ * past the names the server lists (the first 20). The same words as the template's.
+ */
+export function reactedByText(reaction) {
+  const users = reaction.users || [];
+  const others = reaction.count - users.length;
+  let names;
+  if (others > 0) names = `${users.join(", ")} and ${others} more`;
+  else if (users.length > 1) names = `${users.slice(0, -1).join(", ")} and ${users[users.length - 1]}`;
+  else names = users.join("");
+  return `${names} reacted with ${reaction.emoji}`;
+}
+
+/** The chips under a message: emoji and count, the viewer's own pressed. */
+export function buildReactions(reactions, me) {
+  if (!reactions || !reactions.length) return null;
+  return h("ul", { class: "reactions", "aria-label": "Reactions" },
+    ...reactions.map((r) => {
+      const mine = reactedByMe(r, me.username);
+      return h("li", {},
+        h("button", {
+          type: "button",
+          class: mine ? "reaction is-mine" : "reaction",
+          "aria-pressed": String(mine),
+          title: reactedByText(r),
+          dataset: { emoji: r.emoji },
+        }, h("span", { class: "reaction-emoji", text: r.emoji }), h("span", { class: "reaction-count", text: String(r.count) })));
+    }));
+}
+
+/** The element for a stored message or its tombstone (m as app.lib.serializers makes them). */
 export function buildMessage(m, { me, room }) {
   const own = m.author.id === me.id;
+  if (m.deleted) {
+    return h(
+      "li",
+      {
+        class: own ? "msg msg-own msg-deleted" : "msg msg-deleted",
+        id: `message-${m.id}`,
+        dataset: { id: m.id, seq: m.seq, rev: m.rev, authorId: m.author.id, created: m.created_at, deleted: "1" },
+      },
+      avatar(m.author),
+      h("div", { class: "msg-main" },
+        h("div", { class: "msg-meta" },
+          ...authorLine(m.author),
+          own ? h("span", { class: "tag tag-you", text: "you" }) : null,
+          timeLink(messageHref(m.room_id, m.id), m.created_at)),
+        h("p", { class: "msg-tombstone", text: "This message was deleted" })),
+    );
+  }
   const mentionsMe = Array.isArray(m.mentions)
     && m.mentions.some((name) => String(name).toLowerCase() === me.username.toLowerCase());
   const body = h("div", { class: "msg-body" });
@@ -101,7 +150,10 @@ export function buildMessage(m, { me, room }) {
     {
       class: classes.join(" "),
       id: `message-${m.id}`,
-      dataset: { id: m.id, seq: m.seq, authorId: m.author.id, created: m.created_at, clientId: m.client_id || undefined },
+      dataset: {
+        id: m.id, seq: m.seq, rev: m.rev, authorId: m.author.id, created: m.created_at,
+        clientId: m.client_id || undefined, edited: m.edited_at || undefined,
+      },
     },
     avatar(m.author),
     h("div", { class: "msg-main" },
@@ -109,8 +161,12 @@ export function buildMessage(m, { me, room }) {
         ...authorLine(m.author),
         own ? h("span", { class: "tag tag-you", text: "you" }) : null,
         mentionsMe ? h("span", { class: "tag tag-mention", text: "mentions you" }) : null,
-        timeLink(messageHref(m.room_id, m.id), m.created_at)),
-      body),
+        timeLink(messageHref(m.room_id, m.id), m.created_at),
+        m.edited_at
+          ? h("button", { type: "button", class: "msg-edited", title: "Show the edit history", text: "(edited)" })
+          : null),
+      body,
+      buildReactions(m.reactions, me)),
     audience(room),
   );
 }
