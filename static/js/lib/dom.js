@@ -12,7 +12,7 @@ export function $$(selector, root = document) {
 
 /**
  * Build an element. attrs: plain attributes, plus `class`, `text` (textContent) and
- * `dataset`; children: nodes or strings (strings become text nodes, never HTML).
+ * `dataset` (undefined and null entries left out); children: nodes or strings (strings become text nodes, never HTML).
  */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -20,7 +20,10 @@ export function h(tag, attrs = {}, ...children) {
     if (value === null || value === undefined || value === false) continue;
     if (key === "class") el.className = value;
     else if (key === "text") el.textContent = value;
-    else if (key === "dataset") Object.assign(el.dataset, value);
+    else if (key === "dataset") {
+      // Absent values are left out (Object.assign would write the string "undefined").
+      for (const [name, v] of Object.entries(value)) if (v !== undefined && v !== null) el.dataset[name] = v;
+    }
     else el.setAttribute(key, value === true ? "" : String(value));
   }
   for (const child of children.flat()) {
