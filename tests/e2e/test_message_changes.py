@@ -293,3 +293,44 @@ def test_the_server_and_the_page_draw_a_message_the_same_way(browsing, make_team
     assert "This message was deleted" in by[deleted["id"]] and "Soon gone" not in by[deleted["id"]]
     assert by[popular["id"]].count("data-emoji=") == 3
     assert 'aria-pressed="true"' in by[popular["id"]]
+
+
+# A finger held on an element (touchstart, a pause, touchend), as a phone's browser reports it.
+PRESS = """
+async ([selector, ms]) => {
+  const el = document.querySelector(selector);
+  const box = el.getBoundingClientRect();
+  const touch = new Touch({ identifier: 1, target: el, clientX: box.left + 10, clientY: box.top + 5 });
+  const init = { bubbles: true, cancelable: true, touches: [touch], targetTouches: [touch], changedTouches: [touch] };
+  el.dispatchEvent(new TouchEvent("touchstart", init));
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  el.dispatchEvent(new TouchEvent("touchend", { ...init, touches: [], targetTouches: [] }));
+}
+"""
+
+
+def test_a_long_press_on_a_phone_opens_the_actions(browsing, make_team, server):
+    """No hover on a touch screen: holding a message opens its actions; a tap does not."""
+    team = make_team("alice", "bob")
+    room_id = team.room["id"]
+    theirs = server.post(team.alice, room_id, "Who is in tomorrow?")
+    mine = server.post(team.bob, room_id, "Me, from ten")
+    phone = browsing.context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    bob = browsing.room(team.bob, room_id, context=phone)
+    toolbar = bob.get_by_role("toolbar", name="Message actions")
+
+    bob.evaluate(PRESS, [f"#message-{theirs['id']} .msg-body", 50])
+    bob.wait_for_timeout(700)
+    expect(toolbar).to_be_hidden()
+
+    bob.evaluate(PRESS, [f"#message-{theirs['id']} .msg-body", 700])
+    expect(toolbar).to_be_visible()
+    expect(toolbar.get_by_role("button", name="Add reaction")).to_be_visible()
+    expect(toolbar.get_by_role("button", name="Edit message")).to_be_hidden()
+
+    bob.evaluate(PRESS, [f"#message-{mine['id']} .msg-body", 700])
+    expect(by_id(bob, mine["id"]).get_by_role("toolbar", name="Message actions")).to_be_visible()
+    toolbar.get_by_role("button", name="Edit message").tap()
+    expect(bob.get_by_role("textbox", name="Edit message")).to_have_value("Me, from ten")
+    expect(toolbar).to_be_hidden()
+    browsing.shoot(bob, "bob-editing")

@@ -112,8 +112,8 @@ export function attachMessageActions({ list, view, ctx, socket, applyReply, comp
     toolbar.hidden = false;
   }
 
-  function hideToolbar() {
-    if (picker.isOpen || (target && target.contains(document.activeElement) && toolbar.contains(document.activeElement))) return;
+  function hideToolbar({ force = false } = {}) {
+    if (!force && (picker.isOpen || toolbar.contains(document.activeElement))) return;
     if (target) target.classList.remove("msg-actions-open");
     target = null;
     toolbar.hidden = true;
@@ -223,7 +223,7 @@ export function attachMessageActions({ list, view, ctx, socket, applyReply, comp
       error);
     editing = { id, form, input, error };
     mountEditor(el);
-    hideToolbar();
+    hideToolbar({ force: true });
     const size = () => {
       input.style.height = "auto";
       input.style.height = `${Math.min(input.scrollHeight, 240)}px`;
@@ -429,7 +429,7 @@ export function attachMessageActions({ list, view, ctx, socket, applyReply, comp
     replaced(old, el, state) {
       if (target === old) {
         target = null;
-        if (state.deleted) hideToolbar();
+        if (state.deleted) hideToolbar({ force: true });
         else showToolbar(el);
       }
       if (editing && editing.id === state.id) {
