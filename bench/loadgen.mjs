@@ -3,7 +3,7 @@
 // Commands arrive as JSON lines on stdin; each gets one JSON line on stdout:
 //   {cmd: "connect", members: [{id, url, token, rooms, record}], concurrency, timeout}
 //   {cmd: "step", prefix, rate, seconds, plan: [[member, room], ...], mentions?: [name, ...],
-//    drainTimeout, settle, slowMs, bucketSeconds}
+//    mix?: {send, edit, react}, drainTimeout, settle, slowMs, bucketSeconds}
 //   {cmd: "alive"}   {cmd: "close"}   {cmd: "exit"}
 //
 // Open loop: message i of a step is due at t0 + i / rate whatever the server does; a late
@@ -19,8 +19,26 @@
 // in buckets of bucketSeconds, of which `slow` lists those holding a delivery slower than
 // slowMs ([bucket, slow deliveries, max latency]); run.py turns runs of slow buckets into
 // stalls. Grouping by intended time, not arrival, puts a pause where it hit the senders.
+//
+// The rev cursor: every recorded socket keeps, per room, the page's own RevCursor and
+// catch-up rules (static/js/room/timeline.js and sync.js, imported as they are): a live
+// `message` or `message_updated` moves the cursor; a rev that skips one is held, and when
+// the missing rev has not come within the grace window (1.5 s) the socket asks the room for
+// every change since its cursor (GET /rooms/<id>/messages?since=), at most one request in
+// flight per room. The cursor starts at GET /rooms/heads after connecting. A step reports
+// how many live changes carried a rev, how many arrived past a gap, how many catch-ups ran
+// (and their pages, changes fetched and failures), and where every cursor ended. Servers
+// whose events carry no rev (the baseline, older checkouts) are simply not tracked.
+//
+// Mixed steps (mix given): op i is a send, an edit of one of the sender's own recent
+// messages, or a reaction (added, or one of the sender's earlier ones removed) on a recent
+// message of the room, by the same open-loop clock. An edit's body starts with its intended
+// time and op id like a send's; a reaction's broadcast is matched to its op by the rev its
+// ack carries, after the step. Each op's deliveries are counted per socket like a send's.
 import { io } from "socket.io-client";
 import { createInterface } from "node:readline";
+import { RevCursor } from "../static/js/room/timeline.js";
+import { createSync, GRACE_MS } from "../static/js/room/sync.js";
 
 const PAD = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor";
 const nowSec = () => (performance.timeOrigin + performance.now()) / 1000;
@@ -28,6 +46,11 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const members = [];
 let step = null; // the step being measured; events of other steps are ignored
+
+// Counted over the process's life; a step reports its difference.
+const revStats = { deliveries: 0, gaps: 0, catchUps: 0, pages: 0, fetched: 0, failures: 0, resets: 0,
+                   syncedAtConnect: 0, catchUpLat: [] };
+const OPS = ["send", "edit", "react"];
 
 function percentiles(values) {
   // Nearest rank, as bench/loadgen.py's percentile(); values may be an array or a Float64Array.
@@ -73,6 +96,116 @@ function bodyTime(body) {
   return Number(body.slice(0, body.indexOf(" ")));
 }
 
+/** One delivery of op idx (kind 0 send, 1 edit, 2 reaction) to a member's socket. */
+function record(member, idx, latency, now, kind) {
+  const seen = member.seen;
+  if (seen[idx] < 255) seen[idx]++;
+  // Latencies are kept only per intended-send second (the overall summary concatenates
+  // them), so a long window at a high rate stores each delivery once.
+  const offset = idx / step.rate;
+  const sec = Math.floor(offset);
+  (step.perSec[sec] || (step.perSec[sec] = [])).push(latency);
+  if (step.byKind) step.kindLat[kind].push(latency);
+  if (latency > step.slowSec) {
+    const b = Math.floor(offset / step.bucket);
+    if (b < step.slowCount.length) {
+      step.slowCount[b]++;
+      if (latency > step.slowMax[b]) step.slowMax[b] = latency;
+    }
+  }
+  step.delivered++;
+  if (now > step.lastArrival) step.lastArrival = now;
+}
+
+async function api(member, path) {
+  const res = await fetch(member.url + "/api/v1" + path, { headers: { Authorization: `Bearer ${member.token}` } });
+  if (!res.ok) throw new Error(`GET ${path}: ${res.status}`);
+  return res.json();
+}
+
+/** The room's cursor and catch-up rules for one socket, started at the head GET /rooms/heads gave. */
+function trackRoom(member, roomId, head) {
+  const cursor = new RevCursor(head);
+  let started = 0;
+  const sync = createSync({
+    cursor,
+    fetchChanges: async (since, limit) => {
+      if (!started) {
+        started = nowSec();
+        revStats.catchUps++;
+      }
+      revStats.pages++;
+      const page = await api(member, `/rooms/${roomId}/messages?since=${since}&limit=${limit}`);
+      revStats.fetched += (page.messages || []).length;
+      return page;
+    },
+    apply: () => {},
+    reset: async () => { revStats.resets++; },
+    done: () => {
+      if (started) revStats.catchUpLat.push(nowSec() - started);
+      started = 0;
+    },
+    warn: () => { revStats.failures++; },
+  });
+  member.revs.set(roomId, { cursor, sync });
+}
+
+/** A live change with a rev: the page's rule for the cursor. */
+function noteRev(member, m) {
+  const rev = m && Number(m.rev);
+  if (!rev) return;
+  const room = member.revs.get(m.room_id);
+  if (!room) return;
+  revStats.deliveries++;
+  if (room.sync.noteRev(rev) === "gap") revStats.gaps++;
+}
+
+async function startCursors(member) {
+  let heads;
+  try {
+    heads = (await api(member, "/rooms/heads")).heads || {};
+  } catch {
+    return; // no rev model here (the baseline): nothing to track
+  }
+  for (const roomId of member.rooms) {
+    trackRoom(member, roomId, Number(heads[String(roomId)]) || 0);
+    revStats.syncedAtConnect++;
+  }
+}
+
+function syncPending() {
+  for (const m of members) for (const r of m.revs.values()) if (r.sync.busy || r.sync.waiting) return true;
+  return false;
+}
+
+function cursorsByRoom() {
+  // {room: [lowest cursor, highest cursor, highest rev seen, sockets still holding a gap]}
+  const out = {};
+  for (const m of members) {
+    for (const [roomId, { cursor }] of m.revs) {
+      const o = out[roomId] || (out[roomId] = [Infinity, 0, 0, 0]);
+      o[0] = Math.min(o[0], cursor.value);
+      o[1] = Math.max(o[1], cursor.value);
+      o[2] = Math.max(o[2], cursor.highest);
+      if (cursor.hasGap()) o[3]++;
+    }
+  }
+  return out;
+}
+
+function revDelta(before) {
+  const out = {};
+  for (const k of ["deliveries", "gaps", "catchUps", "pages", "fetched", "failures", "resets"]) {
+    out[k] = revStats[k] - before[k];
+  }
+  out.catchUpLat = percentiles(revStats.catchUpLat.slice(before.catchUpLatCount));
+  return out;
+}
+
+function revSnapshot() {
+  return { ...revStats, catchUpLatCount: revStats.catchUpLat.length };
+}
+
 function connectOne(member, timeout) {
   return new Promise((resolve) => {
     const socket = io(member.url, {
@@ -86,25 +219,26 @@ function connectOne(member, timeout) {
     if (member.record) {
       socket.on("message", (m) => {
         const now = nowSec();
+        noteRev(member, m);
         const idx = indexOf(m && m.client_id);
         if (idx < 0) return;
-        const seen = member.seen;
-        if (seen[idx] < 255) seen[idx]++;
-        const latency = now - bodyTime(m.body);
-        // Latencies are kept only per intended-send second (the overall summary concatenates
-        // them), so a long window at a high rate stores each delivery once.
-        const offset = idx / step.rate;
-        const sec = Math.floor(offset);
-        (step.perSec[sec] || (step.perSec[sec] = [])).push(latency);
-        if (latency > step.slowSec) {
-          const b = Math.floor(offset / step.bucket);
-          if (b < step.slowCount.length) {
-            step.slowCount[b]++;
-            if (latency > step.slowMax[b]) step.slowMax[b] = latency;
-          }
+        record(member, idx, now - bodyTime(m.body), now, 0);
+      });
+      socket.on("message_updated", (m) => {
+        const now = nowSec();
+        noteRev(member, m);
+        if (!step || !m || !m.change) return;
+        if (m.change.kind === "edit" && typeof m.body === "string") {
+          const words = m.body.split(" ", 2);
+          const idx = indexOf(words[1]);
+          if (idx >= 0) record(member, idx, now - Number(words[0]), now, 1);
+        } else if (m.change.kind === "reaction") {
+          // Matched to its op by rev once the acks are in (runStep).
+          step.pendingRoom.push(m.room_id);
+          step.pendingRev.push(Number(m.rev));
+          step.pendingMember.push(member.index);
+          step.pendingAt.push(now);
         }
-        step.delivered++;
-        if (now > step.lastArrival) step.lastArrival = now;
       });
       socket.on("notification", (n) => {
         const now = nowSec();
@@ -124,7 +258,8 @@ async function connect({ members: wanted, concurrency = 50, timeout = 60000 }) {
   const started = nowSec();
   const errors = [];
   let next = 0;
-  const batch = wanted.map((m) => ({ ...m, record: m.record !== false, socket: null, seen: new Uint8Array(0) }));
+  const batch = wanted.map((m, k) => ({ ...m, record: m.record !== false, socket: null, seen: new Uint8Array(0),
+                                        index: members.length + k, revs: new Map(), own: new Map(), placed: new Map() }));
   async function lane() {
     while (next < batch.length) {
       const member = batch[next++];
@@ -136,6 +271,7 @@ async function connect({ members: wanted, concurrency = 50, timeout = 60000 }) {
         await sleep(500 * (attempt + 1));
       }
       if (error) errors.push(error);
+      else if (member.record) await startCursors(member);
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, batch.length) }, lane));
@@ -144,30 +280,65 @@ async function connect({ members: wanted, concurrency = 50, timeout = 60000 }) {
            seconds: nowSec() - started, total: members.length };
 }
 
-async function runStep({ prefix, rate, seconds, plan, mentions = null, drainTimeout = 6, settle = 0.3,
+/** Op kinds for a step: 0 send, 1 edit, 2 reaction, drawn from mix by a fixed seed (the same every run). */
+function opKinds(count, mix) {
+  const kinds = new Uint8Array(count);
+  if (!mix) return kinds;
+  const total = OPS.reduce((a, k) => a + (mix[k] || 0), 0) || 1;
+  const editCut = (mix.send || 0) / total;
+  const reactCut = editCut + (mix.edit || 0) / total;
+  let x = 0x9e3779b9;
+  for (let i = 0; i < count; i++) {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;  // xorshift32
+    const u = x / 4294967296;
+    kinds[i] = u < editCut ? 0 : u < reactCut ? 1 : 2;
+  }
+  return kinds;
+}
+
+async function runStep({ prefix, rate, seconds, plan, mentions = null, mix = null, drainTimeout = 6, settle = 0.3,
                          slowMs = 50, bucketSeconds = 0.1 }) {
   const count = Math.max(1, Math.round(rate * seconds));
   const roomSize = new Map();
   for (const m of members) if (m.record) for (const r of m.rooms) roomSize.set(r, (roomSize.get(r) || 0) + 1);
   for (const m of members) m.seen = new Uint8Array(m.record ? count : 0);
   const buckets = Math.ceil(count / rate / bucketSeconds) + 1;
+  const kinds = opKinds(count, mix);
+  let emoji = [];
+  if (mix && mix.react) {
+    // Emoji the server accepts; each new reaction on a message takes the next one, so none is a repeat.
+    emoji = ((await api(members[plan[0][0]], "/emoji")).emoji || []).map((e) => e.emoji).slice(0, 48);
+  }
   step = { prefix, count, rate, perSec: [], notes: [], noteIdx: [], delivered: 0, lastArrival: 0,
            slowSec: slowMs / 1000, bucket: bucketSeconds, slowCount: new Uint32Array(buckets),
-           slowMax: new Float64Array(buckets) };
+           slowMax: new Float64Array(buckets), byKind: !!mix, kindLat: [[], [], []],
+           pendingRoom: [], pendingRev: [], pendingMember: [], pendingAt: [] };
+  const revsBefore = revSnapshot();
   const acked = new Uint8Array(count);
+  const changed = new Uint8Array(count);  // an edit or reaction acknowledged: one new rev, broadcast
   const errors = {};
   const ackLat = [];
   const sendLag = [];
+  const intendedOf = new Float64Array(count);
+  const opOfRev = new Map();              // "room:rev" -> reaction op, from its ack
+  const recent = new Map();               // room -> [message id, ...] acknowledged sends, newest last
+  const reactionsOn = new Map();          // message id -> reactions added by this step
+  const done = [0, 0, 0];                 // ops actually made of each kind
   let answered = 0;
   let expected = 0;
   const t0 = nowSec() + 0.05;
 
+  const remember = (list, id, keep) => {
+    list.push(id);
+    if (list.length > keep) list.shift();
+  };
+
   const send = (i) => {
     const intended = t0 + i / rate;
+    intendedOf[i] = intended;
     const [mi, roomId] = plan[i % plan.length];
     const member = members[mi];
     const cid = prefix + i;
-    const mention = mentions ? `@${mentions[i % mentions.length]} ` : "";
     expected += roomSize.get(roomId) || 0;
     sendLag.push(Math.max(0, nowSec() - intended));
     if (!member.socket.connected) {
@@ -175,13 +346,65 @@ async function runStep({ prefix, rate, seconds, plan, mentions = null, drainTime
       answered++;
       return;
     }
-    member.socket.emit("send", { room_id: roomId, body: `${intended.toFixed(6)} ${mention}${cid} ${PAD}`, client_id: cid },
-      (reply) => {
-        ackLat.push(nowSec() - intended);
-        answered++;
-        if (reply && reply.ok) acked[i] = 1;
-        else errors[i] = (reply && reply.error && reply.error.code) || "bad-ack";
-      });
+    let kind = kinds[i];
+    const own = member.own.get(roomId);
+    const pool = recent.get(roomId);
+    const placed = member.placed.get(roomId);
+    let event, payload, target;
+    if (kind === 1 && own && own.length) {
+      // The member's own recent message: only its author may edit it.
+      target = own[i % own.length];
+      event = "edit";
+      payload = { message_id: target, body: `${intended.toFixed(6)} ${cid} edited ${PAD}` };
+    } else if (kind === 2 && placed && placed.length && i % 2 === 1) {
+      // Take back one of the member's earlier reactions in this room.
+      const [mid, e] = placed.shift();
+      event = "react";
+      payload = { message_id: mid, emoji: e, on: false };
+    } else if (kind === 2 && pool && pool.length) {
+      target = pool[i % pool.length];
+      const n = reactionsOn.get(target) || 0;
+      if (n < emoji.length) {
+        reactionsOn.set(target, n + 1);
+        event = "react";
+        payload = { message_id: target, emoji: emoji[n], on: true };
+      }
+    }
+    if (!event) {
+      // A send, or an edit or reaction with nothing yet to act on.
+      kind = 0;
+      const mention = mentions ? `@${mentions[i % mentions.length]} ` : "";
+      event = "send";
+      payload = { room_id: roomId, body: `${intended.toFixed(6)} ${mention}${cid} ${PAD}`, client_id: cid };
+    }
+    kinds[i] = kind;
+    done[kind]++;
+    member.socket.emit(event, payload, (reply) => {
+      ackLat.push(nowSec() - intended);
+      answered++;
+      if (reply && reply.ok) {
+        acked[i] = 1;
+        const msg = reply.message || {};
+        if (kind === 0 && msg.id) {
+          let list = member.own.get(roomId);
+          if (!list) member.own.set(roomId, (list = []));
+          remember(list, msg.id, 5);
+          let rl = recent.get(roomId);
+          if (!rl) recent.set(roomId, (rl = []));
+          remember(rl, msg.id, 50);
+        } else if (kind) {
+          changed[i] = 1;
+          if (kind === 2) {
+            opOfRev.set(`${msg.room_id}:${msg.rev}`, i);
+            if (payload.on) {
+              let list = member.placed.get(roomId);
+              if (!list) member.placed.set(roomId, (list = []));
+              list.push([payload.message_id, payload.emoji]);
+            }
+          }
+        }
+      } else errors[i] = (reply && reply.error && reply.error.code) || "bad-ack";
+    });
   };
 
   let i = 0;
@@ -195,9 +418,21 @@ async function runStep({ prefix, rate, seconds, plan, mentions = null, drainTime
   }
   const last = t0 + (count - 1) / rate;
   const drainStart = nowSec();
-  while (nowSec() - drainStart < drainTimeout && (step.delivered < expected || answered < count)) await sleep(50);
+  const matched = () => step.delivered + step.pendingRev.length;
+  // Wait for every delivery and ack, and for every gap's grace window and catch-up to end.
+  while (nowSec() - drainStart < drainTimeout && (matched() < expected || answered < count || syncPending())) {
+    await sleep(50);
+  }
   await sleep(settle * 1000);
   const drain = nowSec() - drainStart;
+
+  // Reactions: each broadcast to its op, by the rev the op's ack carried.
+  for (let k = 0; k < step.pendingRev.length; k++) {
+    const idx = opOfRev.get(`${step.pendingRoom[k]}:${step.pendingRev[k]}`);
+    if (idx === undefined) continue;
+    const at = step.pendingAt[k];
+    record(members[step.pendingMember[k]], idx, at - intendedOf[idx], at, 2);
+  }
 
   const perMember = members.filter((m) => m.record).map((m) => {
     const dup = [];
@@ -220,7 +455,15 @@ async function runStep({ prefix, rate, seconds, plan, mentions = null, drainTime
     sendLag: percentiles(sendLag), drain, members: perMember,
     notes: { ...percentiles(step.notes), distinct: noteCounts.size },
     perSecond, slow, slowMs, bucketSeconds,
+    revs: { ...revDelta(revsBefore), graceMs: GRACE_MS, rooms: cursorsByRoom() },
   };
+  if (mix) {
+    reply.ops = { send: done[0], edit: done[1], react: done[2] };
+    reply.changed = ranges(changed);
+    reply.kindLat = { send: percentiles(step.kindLat[0]), edit: percentiles(step.kindLat[1]),
+                      react: percentiles(step.kindLat[2]) };
+    reply.unmatched = step.pendingRev.length - step.kindLat[2].length;
+  }
   step = null;
   return reply;
 }

@@ -5,6 +5,9 @@ received message than the server does to send it: on two cores a Python generato
 measure itself. Node spends a few microseconds per delivery, so the server under test
 stays the bottleneck. See loadgen.mjs for the command protocol and the timing rules.
 
+Every recorded socket also keeps the page's rev cursor per room and catches up as the page
+does (a gap not filled within the grace window); a step reports those counts under "revs".
+
 Latency summaries, Node's and latency_summary()'s alike, give p50, p99, p99.9 and max
 (nearest rank); a step also returns its per-second series and the 100 ms buckets that held
 a slow delivery, from which run.py counts stalls.
@@ -76,11 +79,14 @@ class LoadGen:
         return reply
 
     async def step(self, *, prefix: str, rate: float, seconds: float, plan: list[tuple[int, int]],
-                   mentions: list[str] | None = None, drain_timeout: float = 6.0, slow_ms: float = 50.0,
-                   bucket_seconds: float = 0.1) -> dict:
-        """Offer rate messages/s for seconds following plan [(member index, room id), ...]."""
+                   mentions: list[str] | None = None, mix: dict | None = None, drain_timeout: float = 6.0,
+                   slow_ms: float = 50.0, bucket_seconds: float = 0.1) -> dict:
+        """Offer rate ops/s for seconds following plan [(member index, room id), ...].
+
+        Without mix every op is a send; mix {send, edit, react} (weights) makes it a mixed step.
+        """
         return await self.call("step", prefix=prefix, rate=rate, seconds=seconds, plan=plan, mentions=mentions,
-                               drainTimeout=drain_timeout, slowMs=slow_ms, bucketSeconds=bucket_seconds)
+                               mix=mix, drainTimeout=drain_timeout, slowMs=slow_ms, bucketSeconds=bucket_seconds)
 
     async def alive(self) -> int:
         """How many of the sockets are connected."""

@@ -6,7 +6,7 @@
     .venv/bin/python bench/run.py --scenarios fanout --fanout-dbs sqlite --rates 25,50 --step-seconds 3
 
 Scenarios: fanout (1), tail (1t), rooms (2), connections (3), cluster (4), mentions (5),
-history (6). Every fan-out figure has the bare baseline beside Chorus (and the checkout of
+history (6), mixed (7). Every fan-out figure has the bare baseline beside Chorus (and the checkout of
 --before-root when given), measured in the same invocation.
 
 - fanout: a room of 100 members, every member sending in turn; the rate steps up in short
@@ -18,6 +18,13 @@ history (6). Every fan-out figure has the bare baseline beside Chorus (and the c
   each of --tail-dbs: p50, p99, p99.9, max, and stalls, i.e. bursts of deliveries slower
   than 50 ms (runs of 100 ms buckets of intended send time), with the per-second p99 series
   in the JSON.
+- mixed: sends, edits and reactions (--mix, 70/20/10) into two busy rooms of the same 100
+  members, for --tail-seconds at each of --mixed-rates, on the cluster (two processes,
+  Redis, PostgreSQL) and the embedded mode (one process, SQLite): Chorus only (the baseline
+  has no edits), with every op's deliveries counted and the revs the rooms took checked.
+
+Every Chorus step also reports the sockets' rev cursors: live changes, gaps, and catch-ups
+per 1,000 deliveries (the page's rules, run by the load generator).
 
 Latency is reported as p50, p99, p99.9 and max everywhere. Results go to
 bench/results/<time>.json (and latest.json), the tables to stdout, the plot to docs/bench/.
@@ -51,7 +58,7 @@ from bench.common import ROOT, Backend, Server, Worker, load_average, raise_nofi
 from bench.loadgen import LoadGen, expand, latency_summary, ms, node_ready  # noqa: E402
 from bench.seed import Team, load_history, seed  # noqa: E402
 
-SCENARIOS = ("fanout", "tail", "rooms", "connections", "cluster", "mentions", "history")
+SCENARIOS = ("fanout", "tail", "rooms", "connections", "cluster", "mentions", "history", "mixed")
 DBS = ("postgres", "sqlite")
 P99_LIMIT_MS = 500.0
 TAIL_RATE = 50.0          # messages/s into the room of 100: 5,000 deliveries/s, the p99 < 50 ms target's load
@@ -121,9 +128,13 @@ class Target:
 
 
 async def measure_step(target: Target, plan: list[tuple[int, int]], rate: float, seconds: float, prefix: str, *,
-                       drain_timeout: float = 6.0, mentions: list[str] | None = None,
+                       drain_timeout: float = 6.0, mentions: list[str] | None = None, mix: dict | None = None,
                        profile: Path | None = None) -> dict:
-    """Offer rate messages/s for seconds; count deliveries per socket and check against the store."""
+    """Offer rate messages/s (ops/s with mix) for seconds; count deliveries per socket and check against the store.
+
+    In a mixed step an edit or reaction counts as stored when its ack said ok: each makes one
+    new rev, broadcast to the room like a new message, and is counted per socket the same way.
+    """
     cpu0 = [s.cpu_seconds() for s in target.servers]
     batches0 = send_batches(target)
     gen0 = target.gen.cpu_seconds()
@@ -137,7 +148,7 @@ async def measure_step(target: Target, plan: list[tuple[int, int]], rate: float,
              "--nonblocking"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with WaitSampler(getattr(target.reference, "url", None)) as waits:
-        got = await target.gen.step(prefix=prefix, rate=rate, seconds=seconds, plan=plan, mentions=mentions,
+        got = await target.gen.step(prefix=prefix, rate=rate, seconds=seconds, plan=plan, mentions=mentions, mix=mix,
                                     drain_timeout=drain_timeout, slow_ms=STALL_MS, bucket_seconds=STALL_BUCKET_S)
     wall = time.time() - wall0
     cpu = [(s.cpu_seconds() - c) / wall * 100 for s, c in zip(target.servers, cpu0)]
@@ -159,6 +170,7 @@ async def measure_step(target: Target, plan: list[tuple[int, int]], rate: float,
         stored = {int(cid[len(prefix):]) for cid in target.reference(prefix)}
     else:
         stored = set(acked)
+    stored |= expand(got.get("changed", []))
     by_room: dict[int, set[int]] = {}
     for i in stored:
         by_room.setdefault(room_of[i], set()).add(i)
@@ -217,10 +229,49 @@ async def measure_step(target: Target, plan: list[tuple[int, int]], rate: float,
         "notes": got["notes"],
         "db_waits": waits.top(),
         "send_batch_mean": batch_mean(batches0, send_batches(target)),
+        "revs": rev_summary(got["revs"], target),
     }
+    if mix:
+        result["ops"] = got["ops"]
+        result["unmatched_reactions"] = got["unmatched"]
+        for kind, lat in got["kindLat"].items():
+            result[f"{kind}_latency"] = {"count": lat["count"], "p50_ms": ms(lat, "p50"), "p99_ms": ms(lat, "p99"),
+                                         "p999_ms": ms(lat, "p999"), "max_ms": ms(lat, "max")}
     result["holds"] = (result["p99_ms"] < P99_LIMIT_MS and lost == 0 and dup == 0 and unexpected == 0
                        and result["errors"] == 0 and result["acked_not_stored"] == 0 and len(stored) == count)
     return result
+
+
+def rev_summary(revs: dict, target: Target) -> dict | None:
+    """The rev cursors of a step: live changes with a rev, gaps, catch-ups per 1,000, and cursors left behind.
+
+    None for a target whose events carry no rev (the baseline, a checkout before the rev model).
+    """
+    if not revs.get("deliveries"):
+        return None
+    heads = target.reference.heads() if target.reference and hasattr(target.reference, "heads") else {}
+    rooms = revs.get("rooms") or {}
+    behind = sorted(int(r) for r, (low, _high, _top, _gaps) in rooms.items()
+                    if heads.get(int(r)) is not None and low < heads[int(r)])
+    lat = revs["catchUpLat"]
+    return {
+        "deliveries": revs["deliveries"],
+        "gaps": revs["gaps"],
+        "catch_ups": revs["catchUps"],
+        "catch_ups_per_1000": revs["catchUps"] / revs["deliveries"] * 1000,
+        "pages": revs["pages"],
+        "fetched": revs["fetched"],
+        "failures": revs["failures"],
+        "resets": revs["resets"],
+        "catch_up_p50_ms": ms(lat, "p50"),
+        "catch_up_max_ms": ms(lat, "max"),
+        "grace_ms": revs["graceMs"],
+        # Rooms where some socket's cursor ended below the room's head in the database.
+        "rooms_behind": behind,
+        "sockets_holding_gap": sum(g for *_x, g in rooms.values()),
+        "heads": {str(k): v for k, v in heads.items()},
+        "cursors": rooms,
+    }
 
 
 def stall_summary(slow: list[list], bucket_s: float, window_s: float) -> dict:
@@ -335,7 +386,16 @@ def describe_step(r: dict) -> str:
             f"p50 {r['p50_ms']:6.1f} p99 {r['p99_ms']:7.1f} p99.9 {r['p999_ms']:7.1f} max {r['max_ms']:7.1f} ms  "
             f"stalls {st['count']} (longest {st['longest_s']:.1f} s)  "
             f"lost {r['lost']} dup {r['duplicated']} err {r['errors']}  cpu srv {cpu}% gen {r['loadgen_cpu_pct']:.0f}%"
-            f" all {r['machine_cpu_pct']:.0f}%  {'ok' if r['holds'] else 'FAIL'}")
+            f" all {r['machine_cpu_pct']:.0f}%  {'ok' if r['holds'] else 'FAIL'}{rev_text(r.get('revs'))}")
+
+
+def rev_text(revs: dict | None) -> str:
+    """The rev cursors in a progress line."""
+    if not revs:
+        return ""
+    behind = f", {len(revs['rooms_behind'])} room(s) behind" if revs["rooms_behind"] else ""
+    return (f"\n            revs: {revs['deliveries']} live, {revs['gaps']} past a gap, {revs['catch_ups']} catch-ups "
+            f"({revs['catch_ups_per_1000']:.2f} per 1,000), {revs['failures']} failed{behind}")
 
 
 def db_reference(backend: Backend):
@@ -353,8 +413,17 @@ def db_reference(backend: Backend):
                                 {"p": prefix + "%"}).all()
         return {cid: mid for cid, mid in rows}
 
+    def heads() -> dict[int, int]:
+        """Each room's latest rev (empty for a schema without one)."""
+        try:
+            with engine.connect() as conn:
+                return dict(conn.execute(text("SELECT id, last_rev FROM rooms")).all())
+        except Exception:
+            return {}
+
     reference.engine = engine
     reference.url = backend.database_url
+    reference.heads = heads
     return reference
 
 
@@ -907,6 +976,77 @@ def history_sql_timing(backend: Backend, room_id: int, top: int, rng: random.Ran
     return {**latency_summary(times), "plan": plan}
 
 
+# -- scenario 7: mixed workload -----------------------------------------------------------------
+
+MIXED_SETUPS = {
+    # name: (database, server processes, Redis)
+    "cluster": ("postgres", 2, True),
+    "embedded": ("sqlite", 1, False),
+}
+
+
+def room_revs(reference) -> dict[int, int]:
+    """Each room's latest rev, read from the database."""
+    return reference.heads()
+
+
+async def scenario_mixed(ctx: Ctx) -> dict:
+    """7: sends, edits and reactions into busy rooms, per setup and rate, for a long window each."""
+    a = ctx.args
+    mode = a.modes[0]
+    rooms, size = 2, 100
+    out = {"mode": mode, "rooms": rooms, "room_size": size, "mix": a.mix, "seconds": a.tail_seconds,
+           "rates": a.mixed_rates, "setups": {}}
+    for name in a.mixed_setups:
+        db, processes, redis = MIXED_SETUPS[name]
+        log(f"mixed ({name}: {processes} process(es), {db}{', Redis' if redis else ''}): "
+            f"{a.mix} at {','.join(f'{r:g}' for r in a.mixed_rates)} ops/s for {a.tail_seconds:.0f} s")
+        backend = Backend(db, ctx.tmp, redis=redis)
+        backend.create()
+        running, gens, rows = [], [], []
+        reference = None
+        try:
+            # Every member is in both rooms: each op reaches 100 sockets, each socket follows two cursors.
+            team = seed(backend.database_url, size, [list(range(size))] * rooms)
+            servers = start_servers(ctx, "chorus", processes, backend.env(SOCKETIO_ASYNC_MODE=mode), f"mx-{name}")
+            running += servers
+            rooms_of = member_rooms(team)
+            gen = await LoadGen(f"mixed-{name}", ctx.tmp).start()
+            gens.append(gen)
+            took = (await gen.connect(member_dicts(team, servers, rooms_of)))["seconds"]
+            log(f"  {size} sockets on {processes} process(es), {rooms} rooms each, in {took:.1f} s")
+            reference = db_reference(backend)
+            target = Target("chorus", "chorus", servers, gen, rooms_of, reference)
+            room_ids = [r for r, _m in team.rooms]
+            # Member k acts in every room in turn, so each has messages of its own to edit in each.
+            plan = [(k % size, room_ids[(k // size) % rooms]) for k in range(size * rooms)]
+            await measure_step(target, plan, a.mixed_rates[0], 3, f"mx-warm-{random.randrange(1 << 30):x}.",
+                               mix=a.mix)
+            for rate in a.mixed_rates:
+                busy = await wait_for_quiet(a.max_busy, ctx.quiet_wait(), log)
+                heads0 = room_revs(reference)
+                r = await measure_step(target, plan, rate, a.tail_seconds,
+                                       f"mx-{name}-{int(rate)}-{random.randrange(1 << 30):x}.", mix=a.mix,
+                                       drain_timeout=10)
+                heads1 = room_revs(reference)
+                r["busy_before_cores"] = busy
+                # One rev per visible change: what the rooms took must equal what was stored and changed.
+                r["revs_taken"] = sum(heads1.get(k, 0) - heads0.get(k, 0) for k in room_ids)
+                r["revs_match"] = r["revs_taken"] == r["messages_stored"]
+                rows.append(r)
+                log(describe_step(r) + f"\n            ops {r['ops']}, revs taken {r['revs_taken']} "
+                    f"for {r['messages_stored']} changes stored"
+                    + "".join(f"; {k} p99 {r[k + '_latency']['p99_ms']:.1f} ms" for k in ("send", "edit", "react")))
+        finally:
+            if reference is not None:
+                reference.engine.dispose()
+            await stop_gens(gens)
+            stop_all(running)
+            backend.drop()
+        out["setups"][name] = {"db": db, "processes": processes, "redis": redis, "steps": rows}
+    return out
+
+
 # -- the plan and its estimated duration -------------------------------------------------------------
 
 # Rough costs in seconds on the 2-core machine, from timed runs: creating, migrating and
@@ -979,6 +1119,11 @@ def estimate_plan(ctx: Ctx) -> list[dict]:
             t = 10 + ctx.size("history_messages") / 100_000 + n / 150 + n / 190 + 5
             plan.append({"scenario": name, "what": f"{ctx.size('history_messages'):,} messages, {n:,} pages x 2",
                          "likely_s": t, "most_s": t * 1.3})
+        elif name == "mixed":
+            each = COST["pair_setup"] + 8 + len(a.mixed_rates) * (window + COST["window"] + 10)
+            plan.append({"scenario": name, "what": f"{a.mix} at {','.join(f'{r:g}' for r in a.mixed_rates)} ops/s "
+                                                   f"x {window:g} s on {', '.join(a.mixed_setups)}",
+                         "likely_s": each * len(a.mixed_setups), "most_s": each * len(a.mixed_setups) * 1.3})
     return plan
 
 
@@ -1073,6 +1218,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-busy", type=float, default=float(os.environ.get("BENCH_MAX_BUSY", "0.5")),
                    help="before each step, wait until the machine (our servers idle) uses fewer cores than this")
     p.add_argument("--quiet-wait", type=float, default=None, help="the longest wait for that before each step (s)")
+    p.add_argument("--mixed-rates", default="100,200",
+                   help="ops/s for the mixed scenario (each op reaches the room's 100 sockets), one long window each")
+    p.add_argument("--mixed-setups", default="cluster,embedded",
+                   help="where the mixed scenario runs: cluster (2 processes, Redis, PostgreSQL), embedded (SQLite)")
+    p.add_argument("--mix", default="70/20/10", help="sends/edits/reactions of the mixed scenario, in parts")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"), help="where results and profiles go")
     p.add_argument("--no-plot", action="store_true")
     args = p.parse_args(argv)
@@ -1092,6 +1242,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.tail_seconds <= 0:
         p.error("--tail-seconds must be positive")
     args.cluster_sizes = [int(x) for x in args.cluster_sizes.split(",") if x.strip()]
+    args.mixed_rates = [float(x) for x in args.mixed_rates.split(",") if x.strip()]
+    args.mixed_setups = [x.strip() for x in args.mixed_setups.split(",") if x.strip()]
+    if set(args.mixed_setups) - set(MIXED_SETUPS):
+        p.error(f"--mixed-setups: a comma-separated subset of {','.join(MIXED_SETUPS)}")
+    try:
+        parts = [float(x) for x in args.mix.split("/")]
+        args.mix = dict(zip(("send", "edit", "react"), parts + [0.0] * (3 - len(parts))))
+    except ValueError:
+        p.error("--mix: sends/edits/reactions, e.g. 70/20/10")
     args.conn_modes = [m.strip() for m in args.conn_modes.split(",") if m.strip()]
     if args.rates:
         rates = tuple(float(x) for x in args.rates.split(","))
@@ -1119,7 +1278,7 @@ async def amain(args: argparse.Namespace) -> dict:
         started = time.time()
         runners = {"fanout": scenario_fanout, "tail": scenario_tail, "rooms": scenario_rooms,
                    "connections": scenario_connections, "cluster": scenario_cluster, "mentions": scenario_mentions,
-                   "history": scenario_history}
+                   "history": scenario_history, "mixed": scenario_mixed}
         for name in args.scenarios:
             t0 = time.time()
             try:
