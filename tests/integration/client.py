@@ -1,23 +1,31 @@
-"""A chat client that does what docs/RELIABILITY.md asks of every client, for the fault tests.
+"""A chat client that does what docs/RELIABILITY.md asks of every client: the reference client.
 
-Per room it keeps the messages it has (by id) and a cursor to catch up from. When messages
-carry `seq` (1, 2, 3, ... within a room) the cursor is exact: the id of the last message
-up to which no seq is missing, and a live message whose seq skips one starts a catch-up
-at once, as does a room whose head (`GET /rooms/heads`, asked every `heads_every` seconds)
-is past it. Without `seq` the cursor is the newest id received from the room (a broadcast
-or a history page) at least `settle` seconds ago: ids are taken when a message is
-inserted and become visible when it commits, so a broadcast can arrive after one with a
-higher id, and resyncing from slightly behind the newest id picks up such a late message
-(settle=0 resyncs from the newest id itself). Outgoing messages wait in a queue, each
-with a client_id fixed when it was queued; a send without an ack (a timeout, a lost
-connection) stays at the head of the queue and is sent again with the same client_id
-after reconnecting. Every (re)connect is followed by a resync: `GET .../messages?after=`
-the cursor, repeated while `has_more`, and the notification list.
+Receiving follows the room's change sequence (`rev`, docs/API.md "Changes"). Per room the
+client keeps every message's newest state by id (a message or a tombstone: the higher rev
+wins) and a cursor, the rev up to which it has seen every change of the room. A live
+`message` or `message_updated` (or an ack) whose rev is cursor + 1 moves the cursor on, and
+past any revs held beyond it that then follow on; one further on is applied but held, and
+opens a grace window (`grace`, 1.5 s): if the cursor has not reached it when the window
+closes, the room catches up with `GET /rooms/<id>/messages?since=<cursor>`, again from the
+page's last rev while `has_more`, and then takes `head` as its cursor. A head from
+`GET /rooms/heads` (asked every `heads_every` seconds) past the cursor is given the same
+window: a change lost while nothing else happens in the room is found that way. Every
+(re)connect is followed by a catch-up of every room, then of the notification list.
+Catch-ups run on a thread of their own, so at most one per room is in flight; one asked
+for while one runs is run once more after it.
 
-One thread per client drives the connection and the queue; python-socketio's own threads
-deliver the events. Everything the client saw is kept for the test to check, and anything
-that breaks the protocol (a page out of order, a message broadcast twice, an ack that does
-not match its send) is written down in `problems` rather than raised.
+Outgoing operations (send, edit, delete, react) wait in one queue and go out in order. A
+send keeps the client_id fixed when it was queued; an operation without an ack (a timeout,
+a lost connection) stays at the head of the queue and goes out again, unchanged, after
+reconnecting. That is safe for all four: a send is idempotent by its client_id, an edit to
+the same text, a delete of a deleted message and a reaction made (or taken back) twice
+change nothing on the server.
+
+One thread per client drives the connection and the queue, one runs the catch-ups, and
+python-socketio's own threads deliver the events. Everything the client saw is kept for the
+test to check, and anything that breaks the protocol (a page out of rev order, a change
+delivered twice, two states with one rev, an ack that does not match its operation) is
+written down in `problems` rather than raised.
 """
 from __future__ import annotations
 
@@ -31,21 +39,43 @@ from dataclasses import dataclass
 import requests
 import socketio
 
-RETRYABLE = {"internal", "rate_limited"}  # errors after which the same send is tried again
+RETRYABLE = {"internal", "rate_limited"}  # errors after which the same operation is tried again
+EVENT = {"send": "send", "edit": "edit", "delete": "delete", "react": "react"}
 
 
 @dataclass
-class Send:
-    """One message the client wants stored, with the client_id all its attempts share."""
+class Op:
+    """One operation the client wants done: a send, an edit, a delete or a reaction.
 
+    A send's client_id is shared by all its attempts. `message` is the state from the ack
+    that settled it; `error` a refusal that is not worth retrying."""
+
+    kind: str
     room_id: int
-    body: str
-    client_id: str
+    body: str | None = None
+    client_id: str | None = None
+    message_id: int | None = None
+    emoji: str | None = None
+    on: bool = True
     drop: str | None = None        # "flushed" / "unflushed": drop the connection on the first attempt
     attempts: int = 0
-    message: dict | None = None    # the message from the ack that settled it
-    duplicate: bool | None = None  # that ack's `duplicate`
-    error: dict | None = None      # a refusal that is not worth retrying
+    message: dict | None = None
+    duplicate: bool | None = None  # a send's ack: stored by an earlier attempt
+    error: dict | None = None
+    acked_at: float | None = None
+
+    def payload(self) -> dict:
+        """What goes over the socket."""
+        if self.kind == "send":
+            return {"room_id": self.room_id, "body": self.body, "client_id": self.client_id}
+        if self.kind == "edit":
+            return {"message_id": self.message_id, "body": self.body}
+        if self.kind == "delete":
+            return {"message_id": self.message_id}
+        return {"message_id": self.message_id, "emoji": self.emoji, "on": self.on}
+
+
+Send = Op  # the fault tests' name for a queued message
 
 
 def wait_for(predicate, timeout: float) -> bool:
@@ -58,22 +88,32 @@ def wait_for(predicate, timeout: float) -> bool:
     return predicate()
 
 
+def canonical(state: dict) -> tuple:
+    """What every member must agree on about a message: rev, text, deleted, edited, and each
+    reaction's emoji, count and the users named (`me`, which only replies carry, left out)."""
+    if state.get("deleted"):
+        return (state["id"], state["rev"], None, True, False, ())
+    reactions = tuple((r["emoji"], r["count"], tuple(r["users"])) for r in state.get("reactions") or ())
+    return (state["id"], state["rev"], state["body"], False, state.get("edited_at") is not None, reactions)
+
+
 class ReliableClient:
     """A Socket.IO + REST client for one user that keeps every room whole across faults."""
 
     def __init__(self, name: str, user_id: int, token: str, urls: list[str], room_ids: list[int], *,
-                 ack_timeout: float = 4.0, http_timeout: float = 5.0, settle: float = 2.0,
-                 use_seq: bool = True, gap_grace: float = 0.3, heads_every: float = 2.0):
+                 ack_timeout: float = 4.0, http_timeout: float = 5.0, grace: float = 1.5,
+                 heads_every: float = 2.0, page_size: int = 200, trust_newest: bool = False):
         self.name = name
-        self.settle = settle
-        self.use_seq = use_seq
-        self.gap_grace = gap_grace
-        self.heads_every = heads_every
-        self._heads_at = time.monotonic()
         self.user_id = user_id
         self.token = token
         self.ack_timeout = ack_timeout
         self.http_timeout = http_timeout
+        self.grace = grace
+        self.heads_every = heads_every
+        self.page_size = page_size
+        # trust_newest: the cursor is the newest rev seen, gaps or not, and heads are never
+        # asked: a client that is only right if every rev reaches it in order (the late-commit test).
+        self.trust_newest = trust_newest
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {token}"
 
@@ -83,30 +123,30 @@ class ReliableClient:
         self._url_index = 0
         self.url: str | None = None           # the server of the live connection
         self.rooms: dict[int, dict[int, dict]] = {room_id: {} for room_id in room_ids}
-        self.cursor: dict[int, int | None] = {room_id: None for room_id in room_ids}
-        self.join_point: dict[int, int | None] = {room_id: None for room_id in room_ids}
-        # Live messages move a room's cursor only once the room is resynced on this connection;
-        # until then they wait here, so a resync that fails half-way cannot skip history.
-        self._synced: set[int] = set()
-        self._early: dict[int, list[tuple[float, int]]] = {room_id: [] for room_id in room_ids}
-        # (time received, id) of messages too recent to move the cursor yet.
-        self._recent: dict[int, list[tuple[float, int]]] = {room_id: [] for room_id in room_ids}
-        # Per-room sequence numbers, when the server sends them: seq -> id of what is held,
-        # the seq just before the client's history starts, and the last seq up to which none
-        # is missing. A room whose messages lack seq falls back to the id cursor.
-        self._seq_ids: dict[int, dict[int, int]] = {room_id: {} for room_id in room_ids}
-        self._seq_base: dict[int, int | None] = {room_id: None for room_id in room_ids}
-        self._contiguous: dict[int, int] = {room_id: 0 for room_id in room_ids}
-        self._no_seq: set[int] = set()
-        self._gap_since: dict[int, float] = {}
-        self.gap_resyncs = 0
-        self.heads_resyncs = 0
-        self.outbox: deque[Send] = deque()
-        self.sends: list[Send] = []
-        self.live: Counter[int] = Counter()            # message id -> broadcasts received
-        self.late_live = 0                             # broadcasts older than one already received
+        self.cursor: dict[int, int] = {room_id: 0 for room_id in room_ids}
+        # Revs seen beyond the cursor (rev -> when), and heads reported beyond it (rev -> when):
+        # each is given `grace` seconds for the cursor to reach it before the room catches up.
+        self._held: dict[int, dict[int, float]] = {room_id: {} for room_id in room_ids}
+        self._expected: dict[int, dict[int, float]] = {room_id: {} for room_id in room_ids}
+        self._rev_owner: dict[int, dict[int, int]] = {room_id: {} for room_id in room_ids}
+        # Catch-ups asked for (a ticket per ask, and the reason of the first one pending) and done.
+        self._tickets = 0
+        self._asked: dict[int, int] = {room_id: 0 for room_id in room_ids}
+        self._done: dict[int, int] = {room_id: 0 for room_id in room_ids}
+        self._reason: dict[int, str] = {}
+        self._heads_at = time.monotonic()
+
+        self.outbox: deque[Op] = deque()
+        self.sends: list[Op] = []
+        self.changes: list[Op] = []                    # edits, deletes and reactions
+        self.deliveries = 0                            # live message + message_updated events
+        self.live: Counter[int] = Counter()            # message id -> `message` broadcasts received
+        self.live_changes: Counter[tuple[int, int]] = Counter()  # (id, rev) -> live deliveries
+        self.late_live = 0                             # deliveries with a rev below one delivered before
         self._newest_live: dict[int, int] = {}
-        self.via_resync: set[int] = set()              # ids first known from a history page
+        self.catch_ups: Counter[str] = Counter()       # catch-up runs by reason: connect, gap, head
+        self.catch_up_pages = 0                        # GET ...?since= requests
+        self.via_resync: set[int] = set()              # ids first known from a catch-up page
         self.notifications: dict[int, dict] = {}
         self.pushed: Counter[int] = Counter()          # notification id -> pushes received
         self.unread: int | None = None
@@ -114,37 +154,65 @@ class ReliableClient:
         self.connects = 0
         self.failed_connects = 0
         self.dropped = 0                               # connections lost or given up
-        self.history_pages = 0
         self.resync_errors: list[str] = []
 
         self._sio: socketio.Client | None = None
         self._generation = 0
-        self._connected = False
+        self._socket_up = False    # a socket is connected: catch-ups may run
+        self._connected = False    # ... and the catch-up after connecting is done
         self._paused = False
-        self._held = False
+        self._held_sends = False
         self._in_flight = False
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name=f"client-{name}", daemon=True)
+        self._sync_thread = threading.Thread(target=self._sync_loop, name=f"sync-{name}", daemon=True)
 
     # -- control, from the test ------------------------------------------------------------
     def start(self) -> "ReliableClient":
-        """Connect (and resync) in the background; returns self."""
+        """Connect (and catch up) in the background; returns self."""
         self._thread.start()
+        self._sync_thread.start()
         return self
 
-    def queue_send(self, room_id: int, body: str, *, drop: str | None = None, first: bool = False) -> Send:
+    def queue_send(self, room_id: int, body: str, *, drop: str | None = None, first: bool = False) -> Op:
         """Queue a message; it is sent in order (first: before everything queued, while held),
         and retried until acknowledged."""
-        send = Send(room_id, body, f"{self.name}-{uuid.uuid4().hex[:16]}", drop=drop)
+        op = Op("send", room_id, body=body, client_id=f"{self.name}-{uuid.uuid4().hex[:16]}", drop=drop)
         with self._lock:
-            self.sends.append(send)
+            self.sends.append(op)
             if first:
-                assert self._held and not self._in_flight, "jump the queue only while held"
-                self.outbox.appendleft(send)
+                assert self._held_sends and not self._in_flight, "jump the queue only while held"
+                self.outbox.appendleft(op)
             else:
-                self.outbox.append(send)
+                self.outbox.append(op)
             self._wake.notify_all()
-        return send
+        return op
+
+    def queue_edit(self, message_id: int, body: str) -> Op:
+        """Queue an edit of one of the user's messages."""
+        return self._queue_change(Op("edit", self._room_of(message_id), body=body, message_id=message_id))
+
+    def queue_delete(self, message_id: int) -> Op:
+        """Queue a delete."""
+        return self._queue_change(Op("delete", self._room_of(message_id), message_id=message_id))
+
+    def queue_react(self, message_id: int, emoji: str, on: bool = True) -> Op:
+        """Queue a reaction (on) or taking one back."""
+        return self._queue_change(Op("react", self._room_of(message_id), message_id=message_id, emoji=emoji, on=on))
+
+    def _queue_change(self, op: Op) -> Op:
+        with self._lock:
+            self.changes.append(op)
+            self.outbox.append(op)
+            self._wake.notify_all()
+        return op
+
+    def _room_of(self, message_id: int) -> int:
+        with self._lock:
+            for room_id, store in self.rooms.items():
+                if message_id in store:
+                    return room_id
+        raise KeyError(f"{self.name} holds no message {message_id}")
 
     def use(self, urls: list[str]) -> None:
         """Reconnect to these servers from now on (the current connection is kept if it works)."""
@@ -153,7 +221,7 @@ class ReliableClient:
             self._url_index = 0
 
     def go_offline(self) -> None:
-        """Disconnect and stay away until come_back(); queued sends wait."""
+        """Disconnect and stay away until come_back(); queued operations wait."""
         with self._lock:
             self._paused = True
             sio = self._sio
@@ -162,15 +230,15 @@ class ReliableClient:
         self.wait_until(lambda: not self.connected, 10)
 
     def hold(self, timeout: float = 10) -> bool:
-        """Stop emitting sends (they keep queueing) and wait until none is in flight."""
+        """Stop emitting operations (they keep queueing) and wait until none is in flight."""
         with self._lock:
-            self._held = True
+            self._held_sends = True
         return self.wait_until(lambda: not self._in_flight, timeout)
 
     def release(self) -> None:
-        """Emit queued sends again after hold()."""
+        """Emit queued operations again after hold()."""
         with self._lock:
-            self._held = False
+            self._held_sends = False
             self._wake.notify_all()
 
     def come_back(self) -> None:
@@ -180,11 +248,12 @@ class ReliableClient:
             self._wake.notify_all()
 
     def stop(self) -> None:
-        """Disconnect for good and end the thread."""
+        """Disconnect for good and end the threads."""
         with self._lock:
             self._stopping = True
             self._wake.notify_all()
         self._thread.join(timeout=15)
+        self._sync_thread.join(timeout=15)
         with self._lock:
             sio = self._sio
         if sio is not None:
@@ -192,7 +261,7 @@ class ReliableClient:
 
     @property
     def connected(self) -> bool:
-        """Whether a connection is up and resynced."""
+        """Whether a connection is up and caught up."""
         with self._lock:
             return self._connected
 
@@ -207,9 +276,27 @@ class ReliableClient:
 
     # -- what the client has -----------------------------------------------------------------
     def ids(self, room_id: int) -> list[int]:
-        """The ids the client holds for a room, in the order it shows them."""
+        """The ids the client holds for a room (tombstones included), in the order it shows them."""
         with self._lock:
             return sorted(self.rooms[room_id])
+
+    def states(self, room_id: int) -> list[tuple]:
+        """The room's messages as `canonical` tuples, in id order."""
+        with self._lock:
+            return [canonical(self.rooms[room_id][i]) for i in sorted(self.rooms[room_id])]
+
+    def state(self, message_id: int) -> dict | None:
+        """The newest state held of one message."""
+        with self._lock:
+            for store in self.rooms.values():
+                if message_id in store:
+                    return store[message_id]
+        return None
+
+    def gap_catch_ups(self) -> int:
+        """Catch-ups not caused by a (re)connect: a gap that outlived the grace window, or a head."""
+        with self._lock:
+            return self.catch_ups["gap"] + self.catch_ups["head"]
 
     # -- the connection loop -----------------------------------------------------------------
     def _run(self) -> None:
@@ -220,7 +307,7 @@ class ReliableClient:
                     return
                 paused = self._paused
                 # A connection that failed, was given up or should not be there is closed.
-                stale = self._sio if self._sio is not None and (paused or not self._connected) else None
+                stale = self._sio if self._sio is not None and (paused or not self._socket_up) else None
             if stale is not None:
                 self._close(stale)
             if paused:
@@ -234,26 +321,14 @@ class ReliableClient:
                     time.sleep(backoff)
                     backoff = min(backoff * 2, 0.8)
                 continue
-            gaps = self._seq_gaps_due()
-            if not gaps and self.use_seq and time.monotonic() - self._heads_at >= self.heads_every:
-                gaps = self._rooms_behind()
-                self.heads_resyncs += bool(gaps)
-            if gaps:
-                self.gap_resyncs += 1
-                try:
-                    self._resync(self.url, gaps)
-                except (requests.RequestException, ValueError) as exc:
-                    self.resync_errors.append(repr(exc)[:300])
-                    self._lost()
-                continue
             with self._lock:
-                if not self.outbox or self._held:
+                if not self.outbox or self._held_sends:
                     self._wake.wait(0.1)
                     continue
-                send = self.outbox[0]
+                op = self.outbox[0]
                 self._in_flight = True
             try:
-                self._attempt(send)
+                self._attempt(op)
             finally:
                 self._in_flight = False
 
@@ -263,7 +338,8 @@ class ReliableClient:
             self._generation += 1
             generation = self._generation
         sio = socketio.Client(reconnection=False)
-        sio.on("message", self._on_message)
+        sio.on("message", lambda data: self._on_live("message", data))
+        sio.on("message_updated", lambda data: self._on_live("message_updated", data))
         sio.on("notification", self._on_notification)
         sio.on("disconnect", lambda *args: self._lost(generation))
         try:
@@ -274,26 +350,31 @@ class ReliableClient:
                 self._url_index += 1  # the next server next time
             self._close(sio)
             return False
-        with self._lock:
-            self._sio, self.url = sio, url
-            self._synced.clear()
-            for early in self._early.values():
-                early.clear()
         # The socket is in its rooms now: whatever is broadcast from here on arrives live,
-        # and the resync covers everything before.
-        try:
-            self._resync(url)
-        except (requests.RequestException, ValueError) as exc:
-            self.failed_connects += 1
-            self.resync_errors.append(repr(exc)[:300])
-            return False
+        # and a catch-up of every room covers everything before.
         with self._lock:
-            if generation != self._generation or not sio.connected:
-                return False  # lost again while resyncing; the next connect resyncs again
+            if generation != self._generation:
+                self._close(sio)
+                return False
+            self._sio, self.url, self._socket_up = sio, url, True
+            tickets = {room_id: self._ask(room_id, "connect") for room_id in self.rooms}
+        wait_for(lambda: self._caught_up(tickets, generation), 3 * self.http_timeout + 5)
+        with self._lock:
+            caught_up = all(self._done[room_id] >= ticket for room_id, ticket in tickets.items())
+            if not (caught_up and self._socket_up and generation == self._generation and sio.connected):
+                self.failed_connects += 1
+                self._socket_up = False
+                return False  # lost again, or the catch-up failed; the next connect catches up again
             self._connected = True
             self.connects += 1
             self._wake.notify_all()
         return True
+
+    def _caught_up(self, tickets: dict[int, int], generation: int) -> bool:
+        with self._lock:
+            if generation != self._generation or not self._socket_up:
+                return True  # lost meanwhile: stop waiting, _connect sees it
+            return all(self._done[room_id] >= ticket for room_id, ticket in tickets.items())
 
     def _lost(self, generation: int | None = None) -> None:
         """The live connection is gone (generation None: whichever is current)."""
@@ -303,7 +384,7 @@ class ReliableClient:
             if self._connected:
                 self.dropped += 1
             self._connected = False
-            self._synced.clear()
+            self._socket_up = False
             self._wake.notify_all()
 
     def _close(self, sio: socketio.Client) -> None:
@@ -314,6 +395,7 @@ class ReliableClient:
                 if self._connected:
                     self.dropped += 1
                 self._connected = False
+                self._socket_up = False
         try:
             sio.disconnect()
         except Exception:
@@ -323,210 +405,195 @@ class ReliableClient:
         except Exception:
             pass
 
-    # -- resync ------------------------------------------------------------------------------
+    # -- the cursor --------------------------------------------------------------------------
+    def _see(self, room_id: int, rev: int, at: float) -> None:
+        """A change with this rev is held (live or from an ack): move the cursor, or hold the rev."""
+        cursor = self.cursor[room_id]
+        if rev <= cursor:
+            return
+        if self.trust_newest:
+            self.cursor[room_id] = rev
+        elif rev == cursor + 1:
+            self._advance_to(room_id, rev)
+        else:
+            self._held[room_id].setdefault(rev, at)
+
+    def _advance_to(self, room_id: int, rev: int) -> None:
+        """Every change up to rev is held: move the cursor there and on through held revs."""
+        cursor = max(self.cursor[room_id], rev)
+        held = self._held[room_id]
+        while cursor + 1 in held:
+            cursor += 1
+        self.cursor[room_id] = cursor
+        for store in (held, self._expected[room_id]):
+            for seen in [r for r in store if r <= cursor]:
+                del store[seen]
+
+    def _overdue(self, room_id: int, now: float) -> str | None:
+        """Why the room needs a catch-up now: a held rev or a head the cursor has not reached
+        within the grace window ("gap", "head"), or None."""
+        if any(now - at >= self.grace for at in self._held[room_id].values()):
+            return "gap"
+        if any(now - at >= self.grace for at in self._expected[room_id].values()):
+            return "head"
+        return None
+
+    # -- catching up -------------------------------------------------------------------------
+    def _ask(self, room_id: int, reason: str) -> int:
+        """Ask for a catch-up of the room; the ticket a finished catch-up covers."""
+        self._tickets += 1
+        self._asked[room_id] = self._tickets
+        self._reason.setdefault(room_id, reason)
+        self._wake.notify_all()
+        return self._tickets
+
+    def _sync_loop(self) -> None:
+        """Catch up rooms one at a time: those asked for, and those with a gap past its grace."""
+        while True:
+            with self._lock:
+                if self._stopping:
+                    return
+                if not self._socket_up:
+                    self._wake.wait(0.1)
+                    continue
+                url, generation = self.url, self._generation
+                heads_due = (not self.trust_newest and self._connected
+                             and time.monotonic() - self._heads_at >= self.heads_every)
+            if heads_due:
+                self._check_heads(url)
+            with self._lock:
+                now = time.monotonic()
+                for room_id in self.rooms:
+                    reason = self._overdue(room_id, now)
+                    if reason and self._asked[room_id] <= self._done[room_id]:
+                        self._ask(room_id, reason)
+                due = [(room_id, self._asked[room_id]) for room_id in self.rooms
+                       if self._asked[room_id] > self._done[room_id]]
+                if not due:
+                    self._wake.wait(0.02)
+                    continue
+            try:
+                for room_id, ticket in due:
+                    with self._lock:
+                        reason = self._reason.pop(room_id, "gap")
+                        self.catch_ups[reason] += 1
+                    self._catch_up_room(url, room_id)
+                    with self._lock:
+                        self._done[room_id] = max(self._done[room_id], ticket)
+                self._catch_up_notifications(url)
+            except (requests.RequestException, ValueError, KeyError) as exc:
+                self.resync_errors.append(repr(exc)[:300])
+                with self._lock:
+                    for room_id, _ in due:  # asked again after reconnecting
+                        self._reason.pop(room_id, None)
+                    if generation == self._generation:
+                        self._lost()
+
     def _get(self, url: str, path: str, params: dict) -> dict:
         response = self.http.get(f"{url}/api/v1{path}", params=params, timeout=self.http_timeout)
         if response.status_code != 200:
             raise requests.RequestException(f"GET {path} {params}: {response.status_code} {response.text[:200]}")
         return response.json()
 
-    def _advance(self, room_id: int, message_id: int, received_at: float) -> None:
-        """A message of the room's stream (not an ack) may move the cursor, once settled."""
-        if self.settle > 0:
-            self._recent[room_id].append((received_at, message_id))
-            return
-        current = self.cursor[room_id]
-        if current is None or message_id > current:
-            self.cursor[room_id] = message_id
-
-    def _settled_cursor(self, room_id: int) -> int | None:
-        """The cursor to resync from: moved up to every id held for `settle` seconds."""
-        threshold = time.monotonic() - self.settle
-        recent, newest = [], self.cursor[room_id]
-        for received_at, message_id in self._recent[room_id]:
-            if received_at <= threshold:
-                newest = message_id if newest is None else max(newest, message_id)
-            else:
-                recent.append((received_at, message_id))
-        self._recent[room_id] = recent
-        self.cursor[room_id] = newest
-        return newest
-
-    def _seq_mode(self, room_id: int) -> bool:
-        return self.use_seq and room_id not in self._no_seq and self._seq_base[room_id] is not None
-
-    def _resync_cursor(self, room_id: int) -> int | None:
-        """Where catching up starts: exact with seq, settled without; None: from the newest page."""
-        if self._seq_mode(room_id):
-            contiguous = self._contiguous[room_id]
-            if contiguous > self._seq_base[room_id]:
-                return self._seq_ids[room_id][contiguous]
-            return self.join_point[room_id] or None
-        return self._settled_cursor(room_id)
-
-    def _rooms_behind(self) -> list[int]:
-        """Rooms whose newest seq (GET /rooms/heads) is past what the client holds without a gap."""
-        self._heads_at = time.monotonic()
-        try:
-            heads = self._get(self.url, "/rooms/heads", {})["heads"]
-        except (requests.RequestException, ValueError, KeyError):
-            return []  # an older server, or a failed call: the next check asks again
+    def _check_heads(self, url: str) -> None:
+        """GET /rooms/heads: a head past the cursor is a rev the room must reach within grace."""
         with self._lock:
-            return [room_id for room_id in self.rooms
-                    if self._seq_mode(room_id) and heads.get(str(room_id), 0) > self._contiguous[room_id]]
-
-    def _seq_gaps_due(self) -> list[int]:
-        """Rooms where a seq has been missing for longer than gap_grace."""
+            self._heads_at = time.monotonic()
+        try:
+            heads = self._get(url, "/rooms/heads", {})["heads"]
+        except (requests.RequestException, ValueError, KeyError):
+            return  # the next check asks again; a dead server shows up on the socket
         now = time.monotonic()
         with self._lock:
-            due = []
-            for room_id, since in list(self._gap_since.items()):
-                held = self._seq_ids[room_id]
-                if not held or max(held) <= self._contiguous[room_id]:
-                    del self._gap_since[room_id]  # the late broadcast came after all
-                elif now - since >= self.gap_grace:
-                    del self._gap_since[room_id]
-                    due.append(room_id)
-            return due
+            for room_id in self.rooms:
+                head = heads.get(str(room_id), 0)
+                if head > self.cursor[room_id]:
+                    self._expected[room_id].setdefault(head, now)
 
-    def _resync(self, url: str, rooms=None) -> None:
-        """Catch up the rooms (all by default), then the notification list: a missed message
-        may come with a missed notification."""
-        for room_id in rooms or list(self.rooms):
-            self._resync_room(url, room_id)
+    def _catch_up_room(self, url: str, room_id: int) -> None:
+        """Every change since the cursor, page by page; then the cursor is the head."""
+        with self._lock:
+            since = self.cursor[room_id]
+        for _ in range(1000):
+            body = self._get(url, f"/rooms/{room_id}/messages", {"since": since, "limit": self.page_size})
+            with self._lock:
+                self.catch_up_pages += 1
+            page, head, has_more = body["messages"], body["head"], body["has_more"]
+            revs = [m["rev"] for m in page]
+            if revs != sorted(set(revs)) or (revs and revs[0] <= since):
+                self.problems.append(f"page since {since} in room {room_id} out of rev order: {revs}")
+            if revs and head < revs[-1]:
+                self.problems.append(f"page since {since} in room {room_id}: head {head} below rev {revs[-1]}")
+            if has_more and not page:
+                self.problems.append(f"empty page with has_more since {since} in room {room_id}")
+                return
+            with self._lock:
+                self._apply(page, room_id, source="resync")
+                self._advance_to(room_id, revs[-1] if has_more else head)
+            if not has_more:
+                return
+            since = revs[-1]
+        self.problems.append(f"catch-up of room {room_id} did not end")
+
+    def _catch_up_notifications(self, url: str) -> None:
+        """A missed message may come with a missed notification: list them after catching up."""
         body = self._get(url, "/notifications", {})
         with self._lock:
             for notification in body["notifications"]:
                 self.notifications.setdefault(notification["id"], notification)
             self.unread = body["unread"]
 
-    def _resync_room(self, url: str, room_id: int) -> None:
-        with self._lock:
-            cursor, join_point = self._resync_cursor(room_id), self.join_point[room_id]
-        if cursor is None:
-            top_seq = self._resync_from_newest(url, room_id, join_point)
-        else:
-            top_seq = self._resync_after(url, room_id, cursor)
-        with self._lock:
-            if self._seq_mode(room_id) and top_seq is not None:
-                # Every seq up to the newest one fetched has committed, and all were fetched:
-                # one that is still missing does not exist.
-                self._contiguous[room_id] = max(self._contiguous[room_id], top_seq)
-                self._extend_contiguous(room_id)
-            # Everything up to the last page is here, and everything broadcast since the
-            # socket joined arrived live: the room is whole up to the newest of both.
-            for received_at, message_id in self._early[room_id]:
-                self._advance(room_id, message_id, received_at)
-            self._early[room_id].clear()
-            self._synced.add(room_id)
-
-    def _resync_after(self, url: str, room_id: int, cursor: int) -> int | None:
-        """Pages after the cursor until has_more is false; the highest seq fetched."""
-        top_seq = None
-        for _ in range(500):
-            body = self._get(url, f"/rooms/{room_id}/messages", {"after": cursor, "limit": 200})
-            self.history_pages += 1
-            ids = [m["id"] for m in body["messages"]]
-            if ids != sorted(set(ids)) or (ids and ids[0] <= cursor):
-                self.problems.append(f"page after {cursor} in room {room_id} out of order: {ids}")
-            if body["has_more"] and not ids:
-                self.problems.append(f"empty page with has_more after {cursor} in room {room_id}")
-                return top_seq
-            self._merge(body["messages"], room_id, source="resync")
-            seqs = [m["seq"] for m in body["messages"] if m.get("seq") is not None]
-            if seqs:
-                top_seq = max(seqs + ([top_seq] if top_seq is not None else []))
-            if not body["has_more"]:
-                return top_seq
-            cursor = ids[-1]
-        self.problems.append(f"resync of room {room_id} did not end")
-        return top_seq
-
-    def _resync_from_newest(self, url: str, room_id: int, join_point: int | None) -> int | None:
-        """No cursor yet: the newest page, and older pages down to where the client joined;
-        the highest seq fetched."""
-        body = self._get(url, f"/rooms/{room_id}/messages", {"limit": 200})
-        self.history_pages += 1
-        page = body["messages"]
-        if join_point is None:
-            # The first connect: history older than this page is not this client's business.
-            with self._lock:
-                self.join_point[room_id] = page[0]["id"] - 1 if body["has_more"] and page else 0
-                if all(m.get("seq") is not None for m in page):
-                    base = page[0]["seq"] - 1 if body["has_more"] and page else 0
-                    self._seq_base[room_id] = self._contiguous[room_id] = base
-        else:
-            for _ in range(500):
-                if not body["has_more"] or not page or page[0]["id"] <= join_point:
-                    break
-                body = self._get(url, f"/rooms/{room_id}/messages", {"before": page[0]["id"], "limit": 200})
-                self.history_pages += 1
-                page = body["messages"] + page
-            page = [m for m in page if m["id"] > join_point]
-        ids = [m["id"] for m in page]
-        if ids != sorted(set(ids)):
-            self.problems.append(f"newest pages of room {room_id} out of order: {ids}")
-        self._merge(page, room_id, source="resync")
-        seqs = [m["seq"] for m in page if m.get("seq") is not None]
-        return max(seqs) if seqs else None
-
     # -- incoming ----------------------------------------------------------------------------
-    def _merge(self, messages: list[dict], room_id: int, *, source: str) -> None:
+    def _apply(self, states: list[dict], room_id: int, *, source: str) -> None:
+        """Upsert states by id, keeping the higher rev; live ones and acks also move the cursor."""
+        now = time.monotonic()
         with self._lock:
             store = self.rooms.get(room_id)
             if store is None:
-                self.problems.append(f"{source} message for room {room_id}, which this client is not in")
+                self.problems.append(f"{source} state for room {room_id}, which this client is not in")
                 return
-            for message in messages:
-                if message["room_id"] != room_id:
-                    self.problems.append(f"{source} message {message['id']} of room {message['room_id']} in room {room_id}")
+            for state in states:
+                if state["room_id"] != room_id:
+                    self.problems.append(f"{source} message {state['id']} of room {state['room_id']} in room {room_id}")
                     continue
-                seq = message.get("seq")
-                if seq is None:
-                    self._no_seq.add(room_id)
-                else:
-                    self._seq_ids[room_id][seq] = message["id"]
-                known = store.get(message["id"])
-                if known is None:
-                    store[message["id"]] = message
-                    if source == "resync":
-                        self.via_resync.add(message["id"])
-                elif (known["body"], known["client_id"], known["author"]["id"]) != (
-                        message["body"], message["client_id"], message["author"]["id"]):
-                    self.problems.append(f"message {message['id']} changed between {source} and before")
-                if source == "ack":
-                    continue  # an ack moves no id cursor: an older message may still be on its way
-                if source == "live" and room_id not in self._synced:
-                    self._early[room_id].append((time.monotonic(), message["id"]))
-                    continue
-                self._advance(room_id, message["id"], time.monotonic())
-            self._extend_contiguous(room_id)
+                rev = state["rev"]
+                owner = self._rev_owner[room_id].setdefault(rev, state["id"])
+                if owner != state["id"]:
+                    self.problems.append(f"rev {rev} of room {room_id} on messages {owner} and {state['id']}")
+                held = store.get(state["id"])
+                if held is None or rev > held["rev"]:
+                    store[state["id"]] = state
+                    if held is None and source == "resync":
+                        self.via_resync.add(state["id"])
+                elif rev == held["rev"]:
+                    if canonical(held) != canonical(state):
+                        self.problems.append(f"message {state['id']} rev {rev}: {source} {canonical(state)} "
+                                             f"differs from {canonical(held)}")
+                    elif source == "ack":
+                        store[state["id"]] = state  # says more (`me`) than the broadcast of the same change
+                if source != "resync":
+                    self._see(room_id, rev, now)
 
-    def _extend_contiguous(self, room_id: int) -> None:
-        base = self._seq_base[room_id]
-        if base is None:
-            return
-        contiguous, held = max(self._contiguous[room_id], base), self._seq_ids[room_id]
-        while contiguous + 1 in held:
-            contiguous += 1
-        self._contiguous[room_id] = contiguous
-
-    def _on_message(self, data: dict) -> None:
+    def _on_live(self, event: str, data: dict) -> None:
+        state = {k: v for k, v in data.items() if k != "change"}
+        room_id = state["room_id"]
         with self._lock:
-            self.live[data["id"]] += 1
-            newest = self._newest_live.get(data["room_id"], 0)
-            if data["id"] < newest:
-                self.late_live += 1  # committed after a newer id was broadcast: ids are not commit order
+            self.deliveries += 1
+            key = (state["id"], state["rev"])
+            self.live_changes[key] += 1
+            if self.live_changes[key] == 2:
+                self.problems.append(f"change {key} was delivered to {self.name} twice")
+            if event == "message":
+                self.live[state["id"]] += 1
+                if data.get("deleted"):
+                    self.problems.append(f"`message` event for a tombstone: {data}")
+            elif "change" not in data:
+                self.problems.append(f"`message_updated` without a change: {data}")
+            if state["rev"] < self._newest_live.get(room_id, 0):
+                self.late_live += 1  # overtaken by a later change (two servers, two publishers)
             else:
-                self._newest_live[data["room_id"]] = data["id"]
-            if self.live[data["id"]] == 2:
-                self.problems.append(f"message {data['id']} was broadcast to {self.name} twice")
-        self._merge([data], data["room_id"], source="live")
-        room_id = data["room_id"]
-        with self._lock:
-            if room_id in self._synced and self._seq_mode(room_id):
-                if max(self._seq_ids[room_id]) > self._contiguous[room_id]:
-                    self._gap_since.setdefault(room_id, time.monotonic())  # a seq was skipped
+                self._newest_live[room_id] = state["rev"]
+        self._apply([state], room_id, source="live")
 
     def _on_notification(self, data: dict) -> None:
         with self._lock:
@@ -534,7 +601,7 @@ class ReliableClient:
             self.notifications.setdefault(data["id"], data)
 
     # -- outgoing ----------------------------------------------------------------------------
-    def _attempt(self, send: Send) -> None:
+    def _attempt(self, op: Op) -> None:
         with self._lock:
             sio, generation = self._sio, self._generation
         if sio is None:
@@ -546,29 +613,28 @@ class ReliableClient:
             reply.append(args[0] if args else None)
             done.set()
 
-        send.attempts += 1
-        payload = {"room_id": send.room_id, "body": send.body, "client_id": send.client_id}
+        op.attempts += 1
         try:
-            sio.emit("send", payload, callback=on_ack)
+            sio.emit(EVENT[op.kind], op.payload(), callback=on_ack)
         except Exception:
             self._give_up_connection(sio)
             return
-        if send.drop and send.attempts == 1:
-            self._drop_transport(sio, flushed=send.drop == "flushed")
+        if op.drop and op.attempts == 1:
+            self._drop_transport(sio, flushed=op.drop == "flushed")
             return
         deadline = time.monotonic() + self.ack_timeout
         while not done.wait(0.02):
             with self._lock:
                 lost = generation != self._generation or not self._connected
             if lost or time.monotonic() > deadline:
-                # No ack: keep the send, reconnect, send it again with the same client_id.
+                # No ack: keep the operation, reconnect, and do it again (it is idempotent).
                 self._give_up_connection(sio)
                 return
-        self._settle(send, reply[0])
+        self._settle(op, reply[0])
 
-    def _settle(self, send: Send, ack) -> None:
+    def _settle(self, op: Op, ack) -> None:
         if not isinstance(ack, dict):
-            self.problems.append(f"ack for {send.client_id} is {ack!r}")
+            self.problems.append(f"ack for {op.kind} {op.client_id or op.message_id} is {ack!r}")
             return
         if not ack.get("ok"):
             error = ack.get("error") or {}
@@ -576,18 +642,23 @@ class ReliableClient:
                 time.sleep(0.2)
                 return
             with self._lock:
-                send.error = error
+                op.error = error
                 self.outbox.popleft()
             return
         message = ack["message"]
-        if (message["client_id"], message["room_id"], message["author"]["id"]) != (
-                send.client_id, send.room_id, self.user_id):
-            self.problems.append(f"ack for {send.client_id} carries message {message}")
+        if op.kind == "send":
+            expected = (op.client_id, op.room_id, self.user_id)
+            got = (message.get("client_id"), message["room_id"], message["author"]["id"])
+        else:
+            expected, got = (op.message_id, op.room_id), (message["id"], message["room_id"])
+        if got != expected:
+            self.problems.append(f"ack for {op.kind} {op.client_id or op.message_id} carries message {message}")
         with self._lock:
-            send.message = message
-            send.duplicate = ack.get("duplicate")
+            op.message = message
+            op.duplicate = ack.get("duplicate")
+            op.acked_at = time.monotonic()
             self.outbox.popleft()
-        self._merge([message], send.room_id, source="ack")
+        self._apply([message], op.room_id, source="ack")
 
     def _give_up_connection(self, sio: socketio.Client) -> None:
         with self._lock:
@@ -595,7 +666,7 @@ class ReliableClient:
                 self._lost()
 
     def _drop_transport(self, sio: socketio.Client, *, flushed: bool) -> None:
-        """Lose the connection under the send: its ack can never be read."""
+        """Lose the connection under the operation: its ack can never be read."""
         eio = sio.eio
         if flushed:
             # Wait until the packet is handed to the kernel, so the server does receive it.

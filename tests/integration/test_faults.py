@@ -5,8 +5,8 @@ over both servers) send every 50-100 ms through `ReliableClient`, breaks somethi
 clients recover, and then checks against PostgreSQL:
 
 - every acknowledged send is stored exactly once, under its client_id;
-- every member's client holds exactly the stored messages of its rooms since it joined,
-  in id order, none missing, none twice, and no message was broadcast to it twice;
+- every member's client holds exactly the stored messages of its rooms, each as stored
+  (rev, text, deleted, reactions), none missing, and no change was delivered to it twice;
 - every mention has exactly one notification, and its user's client has it.
 
 A one-line summary per scenario is printed (see it with `pytest -s`).
@@ -25,6 +25,7 @@ import pytest
 import redis
 import requests
 
+from app.lib.serializers import REACTION_USERS_SHOWN
 from tests.integration.client import ReliableClient, wait_for
 from tests.integration.cluster import Cluster, Listener, RedisServer, require_services, running_cluster
 
@@ -146,10 +147,6 @@ class Traffic:
 
 # --- Waiting and checking ------------------------------------------------------------------
 
-def stored_ids(cluster: Cluster, room_id: int) -> list[int]:
-    return [row[0] for row in cluster.sql("SELECT id FROM messages WHERE room_id = %s ORDER BY id", room_id)]
-
-
 def newest_id(cluster: Cluster) -> int:
     return cluster.sql("SELECT coalesce(max(id), 0) FROM messages")[0][0]
 
@@ -160,20 +157,44 @@ def drain(clients, timeout: float = 30) -> bool:
     return all(c.wait_until(c.idle, max(0.0, deadline - time.monotonic())) for c in clients)
 
 
+def stored_states(cluster: Cluster, room_id: int) -> list[tuple]:
+    """A room's messages as PostgreSQL holds them, in id order, as `client.canonical` tuples:
+    (id, rev, body or None, deleted, edited, ((emoji, count, first 20 users), ...))."""
+    reactions: dict[int, dict[str, list[str]]] = {}
+    for message_id, emoji, username in cluster.sql(
+            "SELECT r.message_id, r.emoji, u.username FROM reactions r JOIN users u ON u.id = r.user_id "
+            "JOIN messages m ON m.id = r.message_id WHERE m.room_id = %s ORDER BY r.id", room_id):
+        reactions.setdefault(message_id, {}).setdefault(emoji, []).append(username)
+    states = []
+    for message_id, rev, body, deleted, edited in cluster.sql(
+            "SELECT id, rev, body, deleted_at IS NOT NULL, edited_at IS NOT NULL FROM messages "
+            "WHERE room_id = %s ORDER BY id", room_id):
+        if deleted:
+            states.append((message_id, rev, None, True, False, ()))
+            continue
+        summary = tuple((emoji, len(users), tuple(users[:REACTION_USERS_SHOWN]))
+                        for emoji, users in reactions.get(message_id, {}).items())
+        states.append((message_id, rev, body, False, edited, summary))
+    return states
+
+
 def client_gaps(team: Team) -> list[str]:
-    """How each client's rooms differ from PostgreSQL (empty when every client is whole)."""
+    """How each client's rooms differ from PostgreSQL (empty when every client is whole):
+    messages missing or extra, and messages held in another state than stored."""
     problems = []
-    stored = {room_id: stored_ids(team.cluster, room_id) for room_id in team.room_ids.values()}
+    stored = {room_id: stored_states(team.cluster, room_id) for room_id in team.room_ids.values()}
     for short, client in team.clients.items():
         for room_id in team.rooms_of(short):
-            join_point = client.join_point[room_id] or 0
-            expected = [i for i in stored[room_id] if i > join_point]
-            have = client.ids(room_id)
-            if have != expected:
-                missing = sorted(set(expected) - set(have))
-                extra = sorted(set(have) - set(expected))
-                problems.append(f"{short} in room {room_id}: {len(have)} held, {len(expected)} stored; "
-                                f"missing {missing[:20]}{'...' if len(missing) > 20 else ''}, extra {extra[:20]}")
+            expected, have = stored[room_id], client.states(room_id)
+            if have == expected:
+                continue
+            want, got = {s[0]: s for s in expected}, {s[0]: s for s in have}
+            missing = sorted(set(want) - set(got))
+            extra = sorted(set(got) - set(want))
+            differ = [(got[i], want[i]) for i in sorted(set(got) & set(want)) if got[i] != want[i]]
+            problems.append(f"{short} in room {room_id}: {len(have)} held, {len(expected)} stored; "
+                            f"missing {missing[:20]}{'...' if len(missing) > 20 else ''}, extra {extra[:20]}, "
+                            f"{len(differ)} not as stored (held, stored): {differ[:3]}")
     return problems
 
 
@@ -208,8 +229,11 @@ def wait_for_notifications(cluster: Cluster, timeout: float = 20) -> list[tuple[
 def stored_once_problems(team: Team) -> list[str]:
     """Every send acknowledged and stored exactly once under its client_id; nothing else stored."""
     problems = []
-    rows = team.cluster.sql("SELECT author_id, client_id, count(*), min(id), min(body) FROM messages "
-                            "GROUP BY author_id, client_id")
+    # The body as sent: the first edit's previous text if it was edited; none left once deleted.
+    rows = team.cluster.sql(
+        "SELECT m.author_id, m.client_id, count(*), min(m.id), min(CASE WHEN m.deleted_at IS NULL THEN "
+        "coalesce((SELECT e.previous_body FROM message_edits e WHERE e.message_id = m.id ORDER BY e.id LIMIT 1), "
+        "m.body) END) FROM messages m GROUP BY m.author_id, m.client_id")
     by_key = {(author, client_id): (n, first, body) for author, client_id, n, first, body in rows}
     known = set(team.extra_client_ids)
     for short, client in team.clients.items():
@@ -222,7 +246,7 @@ def stored_once_problems(team: Team) -> list[str]:
                 problems.append(f"{short}: {send.client_id} never acknowledged ({send.attempts} attempts)")
                 continue
             n, first, body = by_key.get((client.user_id, send.client_id), (0, None, None))
-            if n != 1 or first != send.message["id"] or body != send.body:
+            if n != 1 or first != send.message["id"] or (body is not None and body != send.body):
                 problems.append(f"{short}: {send.client_id} stored {n} times (ids from {first}), "
                                 f"acked as {send.message['id']}")
     for (author, client_id), (n, first, _) in by_key.items():
@@ -271,7 +295,8 @@ def summary(label: str, team: Team, **more) -> str:
             f"retried={sum(s.attempts > 1 for s in sends)} duplicate_acks={sum(bool(s.duplicate) for s in sends)} "
             f"stored={stored}/{total} seen: {seen} | reconnects={sum(c.connects - 1 for c in clients)} "
             f"resync_filled={sum(len(c.via_resync) for c in clients)} "
-            f"gap_catchups={sum(c.gap_resyncs for c in clients)} "
+            f"catchups_after_connect={sum(c.catch_ups['connect'] for c in clients)} "
+            f"gap_catchups={sum(c.gap_catch_ups() for c in clients)} "
             f"late_broadcasts={sum(c.late_live for c in clients)} mentions={mentions} "
             f"notifications={notes}{extra}")
 
@@ -439,7 +464,7 @@ class TestServerKilledBetweenCommitAndBroadcast:
 
     def test_every_client_has_exactly_the_stored_messages(self, outcome):
         """Nobody broadcasts the stuck messages (the retries are duplicates): the clients that
-        stayed connected find them by the jump in seq of the next message of the room."""
+        stayed connected find them by the jump in rev of the next change of the room."""
         assert outcome.gaps == []
 
     def test_every_mention_has_one_notification(self, outcome):
@@ -506,7 +531,7 @@ class TestRedisRestarted:
 
     def test_every_client_has_exactly_the_stored_messages(self, outcome):
         """Messages stored while Redis was down were never broadcast and no socket was closed:
-        the clients catch up when the seq of the next message jumps."""
+        the clients catch up when the rev of the next change jumps (or the heads show it)."""
         assert outcome.gaps == []
 
     def test_no_mention_is_notified_twice(self, outcome):
@@ -811,11 +836,12 @@ class TestSendDropped(Invariants):
 class TestLateCommit:
     """A send held between taking its id and its commit, while the next one of the room comes.
 
-    u0's send is held after it took its seq and id (its read-marker row is locked) while u2
-    sends the next message; two more clients of u1 go offline and come back once u0's message
-    committed. If u2's message could go out first, a client that saw it and then catches up
-    from the newest id it saw would skip u0's for good. One extra client resyncs exactly so,
-    without seq; the other as `ReliableClient` does by default.
+    u0's send is held after it took its seq, rev and id (its read-marker row is locked) while
+    u2 sends the next message; two more clients of u1 go offline and come back once u0's
+    message committed. If u2's message could go out first, a client that saw it and then
+    catches up from the newest rev it saw would skip u0's for good. One extra client catches
+    up exactly so, trusting the newest rev it saw (`trust_newest`); the other as
+    `ReliableClient` does by default, from the rev up to which it has seen every change.
     """
 
     @pytest.fixture(scope="class")
@@ -827,8 +853,8 @@ class TestLateCommit:
             try:
                 room = team.room_ids["one"]
                 away = {
-                    "newest": ReliableClient("u1-newest-id", team.user_ids["u1"], team.tokens["u1"],
-                                             [cluster.servers["b"]], [room], settle=0.0, use_seq=False),
+                    "newest": ReliableClient("u1-newest-rev", team.user_ids["u1"], team.tokens["u1"],
+                                             [cluster.servers["b"]], [room], trust_newest=True),
                     "default": ReliableClient("u1-default", team.user_ids["u1"], team.tokens["u1"],
                                               [cluster.servers["b"]], [room]),
                 }
@@ -857,9 +883,8 @@ class TestLateCommit:
                 for client in away.values():
                     client.come_back()
                     client.wait_until(lambda c=client: c.connected, 15)
-                stored = stored_ids(cluster, room)
-                facts["held"] = {key: (client.ids(room), [i for i in stored if i > (client.join_point[room] or 0)])
-                                 for key, client in away.items()}
+                stored = stored_states(cluster, room)
+                facts["held"] = {key: (client.states(room), stored) for key, client in away.items()}
                 yield finish("late commit", team, facts, converge_timeout=3,
                              committed_out_of_order=int(facts["fast_out_first"]))
             finally:
@@ -879,9 +904,9 @@ class TestLateCommit:
         have, stored = outcome.facts["held"]["default"]
         assert have == stored
 
-    def test_a_client_resyncing_from_the_newest_id_gets_every_message(self, outcome):
-        """Sends in one room commit in id order (the room row is locked from taking the seq to
-        the commit), so after=<the newest id seen> cannot skip a message that commits late."""
+    def test_a_client_resyncing_from_the_newest_rev_gets_every_message(self, outcome):
+        """A room's changes commit in rev order (the room row is locked from taking the rev to
+        the commit), so since=<the newest rev seen> cannot skip a message that commits late."""
         have, stored = outcome.facts["held"]["newest"]
         assert have == stored
 
