@@ -150,6 +150,76 @@ def tail_table(tail: dict) -> str:
                            ""], rows) + ("\n\n" + "\n".join(notes) if notes else "")
 
 
+def mixed_table(mixed: dict) -> str:
+    """Sends, edits and reactions: throughput, latency overall and per kind, and the revs' bookkeeping."""
+    rows = []
+    for name, setup in mixed["setups"].items():
+        where = f"{name} ({setup['processes']} process{'es' if setup['processes'] > 1 else ''}, {setup['db']}" \
+                f"{', Redis' if setup['redis'] else ''})"
+        for r in setup["steps"]:
+            ops = r.get("ops", {})
+            rv = r.get("revs") or {}
+            kinds = " / ".join(f"{_f(r.get(k + '_latency', {}).get('p99_ms'))}" for k in ("send", "edit", "react"))
+            rows.append([where, _f(r["rate_msgs"], 0), _f(r["seconds"], 0),
+                         f"{ops.get('send', 0):,} / {ops.get('edit', 0):,} / {ops.get('react', 0):,}",
+                         _f(r["deliveries_s"], 0), _f(r["p50_ms"]), _f(r["p99_ms"]), _f(r.get("p999_ms")),
+                         _f(r["max_ms"]), kinds, r["lost"], r["duplicated"], r["errors"],
+                         f"{r.get('revs_taken', '-')} / {r['messages_stored']}",
+                         f"{rv.get('catch_ups', '-')} ({_f(rv.get('catch_ups_per_1000'), 2)})",
+                         "+".join(f"{c:.0f}" for c in r["server_cpu_pct"]), "ok" if r["holds"] else "fail"])
+    mix = mixed.get("mix") or {}
+    total = sum(mix.values()) or 1
+    parts = "/".join(f"{100 * mix.get(k, 0) / total:g}" for k in ("send", "edit", "react"))
+    return (f"### 7. Mixed: sends/edits/reactions {parts} into {mixed['rooms']} rooms of the same "
+            f"{mixed['room_size']} members, {mixed['mode']}\n"
+            "Every op reaches the room's 100 sockets; an edit or reaction with nothing yet to act on is sent as a "
+            "message, so the ops column is what was done. Revs taken: what the rooms' sequences moved, against the "
+            "changes stored (sends in the table, edits and reactions acknowledged).\n" + _table(
+                ["setup", "ops/s", "s", "sends / edits / reactions", "deliveries/s", "p50 ms", "p99 ms", "p99.9 ms",
+                 "max ms", "p99 send / edit / reaction ms", "lost", "dup", "err", "revs taken / changes",
+                 "catch-ups (per 1,000)", "server CPU %", ""], rows))
+
+
+def _rev_rows(label: str, steps: list[dict]) -> list | None:
+    revs = [r["revs"] for r in steps if r.get("revs")]
+    if not revs:
+        return None
+    live = sum(x["deliveries"] for x in revs)
+    ups = sum(x["catch_ups"] for x in revs)
+    return [label, len(revs), f"{live:,}", f"{sum(x['gaps'] for x in revs):,}", ups,
+            f"{ups / live * 1000:.2f}" if live else "-", sum(x["failures"] for x in revs),
+            _f(max((x["catch_up_max_ms"] for x in revs if x["catch_ups"]), default=None)),
+            sum(len(x["rooms_behind"]) for x in revs)]
+
+
+def revs_table(results: dict) -> str | None:
+    """The sockets' rev cursors over every Chorus step of the run, per scenario."""
+    sc = results.get("scenarios", {})
+    rows = []
+    for key, pair in pairs_of(sc.get("fanout") or {}):
+        rows.append(_rev_rows(f"1. fan-out {key}, short steps", pair["steps"].get("chorus", [])))
+        rows.append(_rev_rows(f"1. fan-out {key}, {pair.get('window_seconds', 60):g} s windows",
+                              pair.get("sustained", {}).get("chorus", [])))
+    for key, pair in (sc.get("cluster") or {}).items():
+        if isinstance(pair, dict) and "steps" in pair:
+            rows.append(_rev_rows(f"4. cluster {key}, short steps", pair["steps"].get("chorus", [])))
+            rows.append(_rev_rows(f"4. cluster {key}, {pair.get('window_seconds', 60):g} s windows",
+                                  pair.get("sustained", {}).get("chorus", [])))
+    for name, setup in ((sc.get("mixed") or {}).get("setups") or {}).items():
+        for r in setup["steps"]:
+            rows.append(_rev_rows(f"7. mixed {name}, {r['rate_msgs']:g} ops/s, {r['seconds']:g} s", [r]))
+    rows = [r for r in rows if r]
+    if not rows:
+        return None
+    return ("### Rev cursors: catch-ups per 1,000 live changes (Chorus)\n"
+            "Each socket keeps the page's cursor per room; a change that skips a rev is held, and a gap not filled "
+            "within the grace window (1.5 s) sends one catch-up (`?since=`), at most one in flight per room. "
+            "Past a gap: live changes that arrived before an earlier rev (filled in time unless a catch-up followed). "
+            "Rooms behind: rooms where a socket's cursor ended below the room's head.\n" + _table(
+                ["steps", "n", "live changes", "past a gap", "catch-ups", "per 1,000", "failed", "longest catch-up ms",
+                 "rooms behind"], rows))
+
+
 def tables(results: dict) -> str:
     """Every scenario's table, as Markdown."""
     out = []
@@ -247,6 +317,8 @@ def tables(results: dict) -> str:
                      else ("short_step_deliveries_s", "short-step"))
         out.append(f"Two processes over Redis / {which}, {what} deliveries/s: "
                    f"Chorus {_ratio(c2[key], c1.get(key))}, baseline {_ratio(b2[key], b1.get(key))}.")
+    if "before" in (cl.get("2p", {}).get("summary") or {}):
+        out.append(fanout_table(cl["2p"], "4b. Cluster, two processes over Redis, postgres, beside the checkout before"))
     men = sc.get("mentions") or {}
     if "notify_p99_ms" in men:
         out.append("### 5. Mentions through the Celery worker\n" + _table(
@@ -267,6 +339,12 @@ def tables(results: dict) -> str:
               _f(c["p99_ms"], 2), _f(c.get("p999_ms"), 2), _f(c["max_ms"], 1)],
              ["page query inside PostgreSQL", 200, "-", _f(q["p50_ms"], 3), _f(q["p99_ms"], 3),
               _f(q.get("p999_ms"), 3), _f(q["max_ms"], 2)]]))
+    mixed = sc.get("mixed") or {}
+    if mixed.get("setups"):
+        out.append(mixed_table(mixed))
+    revs = revs_table(results)
+    if revs:
+        out.append(revs)
     errors = [f"- {name}: {r['error']}" for name, r in sc.items() if isinstance(r, dict) and "error" in r]
     if errors:
         out.append("### Errors\n" + "\n".join(errors))
