@@ -147,6 +147,7 @@ class ReliableClient:
         self.catch_ups: Counter[str] = Counter()       # catch-up runs by reason: connect, gap, head
         self.catch_up_pages = 0                        # GET ...?since= requests
         self.via_resync: set[int] = set()              # ids first known from a catch-up page
+        self.resync_newer = 0                          # held states a catch-up page replaced with newer ones
         self.notifications: dict[int, dict] = {}
         self.pushed: Counter[int] = Counter()          # notification id -> pushes received
         self.unread: int | None = None
@@ -563,8 +564,11 @@ class ReliableClient:
                 held = store.get(state["id"])
                 if held is None or rev > held["rev"]:
                     store[state["id"]] = state
-                    if held is None and source == "resync":
-                        self.via_resync.add(state["id"])
+                    if source == "resync":
+                        if held is None:
+                            self.via_resync.add(state["id"])
+                        else:
+                            self.resync_newer += 1
                 elif rev == held["rev"]:
                     if canonical(held) != canonical(state):
                         self.problems.append(f"message {state['id']} rev {rev}: {source} {canonical(state)} "
