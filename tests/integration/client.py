@@ -143,6 +143,8 @@ class ReliableClient:
         self.live: Counter[int] = Counter()            # message id -> `message` broadcasts received
         self.live_changes: Counter[tuple[int, int]] = Counter()  # (id, rev) -> live deliveries
         self.late_live = 0                             # deliveries with a rev below one delivered before
+        self.gaps_opened = 0                           # times a rev skipped the cursor with no gap open
+        self.gap_waits: list[float] = []               # seconds each held rev waited for the cursor
         self._newest_live: dict[int, int] = {}
         self.catch_ups: Counter[str] = Counter()       # catch-up runs by reason: connect, gap, head
         self.catch_up_pages = 0                        # GET ...?since= requests
@@ -417,6 +419,8 @@ class ReliableClient:
         elif rev == cursor + 1:
             self._advance_to(room_id, rev)
         else:
+            # Without a grace window, each of these would be a catch-up.
+            self.gaps_opened += not self._held[room_id]
             self._held[room_id].setdefault(rev, at)
 
     def _advance_to(self, room_id: int, rev: int) -> None:
@@ -426,9 +430,12 @@ class ReliableClient:
         while cursor + 1 in held:
             cursor += 1
         self.cursor[room_id] = cursor
-        for store in (held, self._expected[room_id]):
-            for seen in [r for r in store if r <= cursor]:
-                del store[seen]
+        now = time.monotonic()
+        for seen in [r for r in held if r <= cursor]:
+            self.gap_waits.append(now - held.pop(seen))
+        expected = self._expected[room_id]
+        for seen in [r for r in expected if r <= cursor]:
+            del expected[seen]
 
     def _overdue(self, room_id: int, now: float) -> str | None:
         """Why the room needs a catch-up now: a held rev or a head the cursor has not reached
