@@ -53,6 +53,13 @@ class Config:
     REDIS_URL = os.environ.get("REDIS_URL") or None
     REGISTRATION_OPEN = _bool("REGISTRATION_OPEN", True)
     MESSAGE_MAX_LENGTH = 4000
+    # How long after sending an author may edit or delete a message (unset: always).
+    # Room owners and administrators may delete any message at any time, never edit one.
+    MESSAGE_EDIT_WINDOW_SECONDS = (
+        float(os.environ["MESSAGE_EDIT_WINDOW_SECONDS"]) if os.environ.get("MESSAGE_EDIT_WINDOW_SECONDS") else None
+    )
+    # Distinct emoji one message may carry.
+    MAX_REACTIONS_PER_MESSAGE = 50
     HISTORY_PAGE_SIZE = 50
     HISTORY_MAX_PAGE_SIZE = 200
     MAX_CONTENT_LENGTH = 64 * 1024

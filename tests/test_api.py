@@ -416,13 +416,14 @@ def test_list_messages_paging(app, api, team):
     assert page("?limit=200") == (ids, False)
     assert page("?limit=&before=") == (ids, False)
     first = client.get(base + "?limit=1").get_json()["messages"][0]
-    assert set(first) == {"id", "room_id", "seq", "author", "body", "html", "created_at", "mentions", "client_id"}
+    assert set(first) == {"id", "room_id", "seq", "rev", "author", "body", "html", "created_at", "edited_at",
+                          "mentions", "client_id", "reactions"}
 
 
 @pytest.mark.parametrize(
     "query",
     ["limit=0", "limit=201", "limit=-1", "limit=abc", "limit=1.5", "limit=%201", "before=x", "before=-5",
-     "after=0", f"after={HUGE}", f"before={HUGE}", "before=1&after=2", "limit=true"],
+     "after=-0", "since=00x", f"after={HUGE}", f"before={HUGE}", "before=1&after=2", "limit=true"],
 )
 def test_list_messages_bad_query(api, team, query):
     response = api(team["alice"]).get(f"/rooms/{team['room'].id}/messages?{query}")

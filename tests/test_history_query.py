@@ -1,7 +1,8 @@
 """The history query (app.queries.history) on SQLite and on PostgreSQL: the dicts it builds
 from columns are exactly `serializers.message_dict`'s, and a page costs a fixed number of
-statements whatever its size (the mentions come in the page's row on PostgreSQL, in one
-more statement on SQLite).
+statements whatever its size (the mentions and reactions come in the page's rows on
+PostgreSQL, in two more statements on SQLite). Edited, deleted and reacted-to messages are in
+the pages too.
 
 The other history tests (paging, windows, refusals, REST) run on SQLite in test_history.py.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import event
 
-from app.actions import messages
+from app.actions import message_edit, messages, reactions
 from app.extensions import db
 from app.lib import serializers
 from app.lib.errors import ChatError
@@ -19,8 +20,10 @@ from app.queries import history
 from tests.conftest import sqlite_app
 
 # Statements for one page, and for a window around a message.
-PAGE_STATEMENTS = {"postgresql": 1, "sqlite": 2}
-AROUND_STATEMENTS = {"postgresql": 2, "sqlite": 3}
+PAGE_STATEMENTS = {"postgresql": 1, "sqlite": 3}
+AROUND_STATEMENTS = {"postgresql": 2, "sqlite": 4}
+# Changes since a rev: the room's head, then the page.
+SINCE_STATEMENTS = {"postgresql": 2, "sqlite": 4}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -63,12 +66,19 @@ def chat(app, team, make_user, make_room):
             for author, body in bodies:
                 ids.append(messages.do_send_message(db.session.get(User, author.id), room.id, f"{body} {i}").message.id)
                 messages.do_send_message(db.session.get(User, alice.id), other.id, f"elsewhere {i}")
+        # An edit that changes the mentions, a deleted message, reactions (the reader's among them).
+        message_edit.do_edit_message(db.session.get(User, alice.id), ids[0], "@bob first, then @carol")
+        message_edit.do_delete_message(db.session.get(User, zed.id), ids[3])
+        for who, emoji in ((carol, "👍"), (bob, "👍"), (zed, "🎉")):
+            reactions.do_react(db.session.get(User, who.id), ids[2], emoji, True)
+        reactions.do_react(db.session.get(User, carol.id), ids[5], "👀", True)
     return {"room": room, "ids": ids, "reader": bob}
 
 
 def expected(ids: list[int]) -> list[list]:
     """message_dict of each message, as (key, value) pairs: the order of keys counts too."""
-    return [_items(serializers.message_dict(db.session.get(Message, i))) for i in ids]
+    reader = db.session.execute(db.select(User).filter_by(username="bob")).scalar_one()
+    return [_items(serializers.message_dict(db.session.get(Message, i), viewer_id=reader.id)) for i in ids]
 
 
 def _items(data: dict) -> list:
@@ -84,13 +94,19 @@ def test_pages_are_exactly_message_dict(app, chat):
             history.get_messages(reader, room.id, before=ids[9], limit=4)[0],
             history.get_messages(reader, room.id, after=ids[2], limit=6)[0],
             history.get_messages_around(reader, room.id, ids[7], limit=5)[0],
+            history.get_changes(reader, room.id, 0)[0],
         ]
         db.session.expunge_all()
-        assert [[m["id"] for m in page] for page in pages] == [ids, ids[5:9], ids[3:9], ids[5:10]]
+        # The untouched ones in the order sent, then the edited, the deleted and the reacted-to.
+        by_rev = [ids[1], ids[4], *ids[6:], ids[0], ids[3], ids[2], ids[5]]
+        assert [[m["id"] for m in page] for page in pages] == [ids, ids[5:9], ids[3:9], ids[5:10], by_rev]
         for page in pages:
             assert [_items(m) for m in page] == expected([m["id"] for m in page])
-    first, by_zed, _, _, in_code = pages[0][:5]
-    assert first["mentions"] == ["carol", "bob"]
+    first, by_zed, reacted, deleted, in_code = pages[0][:5]
+    assert first["mentions"] == ["carol", "bob"] and first["body"] == "@bob first, then @carol"
+    assert first["edited_at"] is not None and deleted["deleted"] is True and "body" not in deleted
+    assert reacted["reactions"] == [{"emoji": "👍", "count": 2, "users": ["carol", "bob"], "me": True},
+                                    {"emoji": "🎉", "count": 1, "users": ["zed"], "me": False}]
     assert in_code["mentions"] == ["zed"]
     assert by_zed["author"] == {"id": by_zed["author"]["id"], "username": "zed", "display_name": "zed"}
     assert first["author"]["display_name"] == "Alice"
@@ -138,6 +154,10 @@ def test_a_page_costs_the_same_statements_whatever_its_size(app, chat, statement
         page, _, _ = history.get_messages_around(reader, room.id, ids[7], limit=limit)
         assert ids[7] in [m["id"] for m in page]
         assert len(statements) == AROUND_STATEMENTS[dialect], statements
+        statements.clear()
+        page, _, _ = history.get_changes(reader, room.id, 0, limit=limit)
+        assert len(page) == limit
+        assert len(statements) == SINCE_STATEMENTS[dialect], statements
 
 
 def test_a_page_request_costs_the_token_and_the_page(app, chat, statements, bearer):

@@ -200,13 +200,17 @@ def test_the_migration_keeps_every_room_and_what_points_at_it(migrated_app):
             _insert(c, "rooms", id=3, name="General", name_key="general", topic="", is_private=False,
                     owner_id=1, created_at=when, last_seq=0)
 
+        # Read now, and end the session's transaction: the downgrade alters rooms from a
+        # connection of its own, and (on SQLite) the refused one still undoes later revisions.
+        public_id = public.id
+        db.session.remove()
         # Down again: refused, naming the shared names, while two rooms share one.
         # (Alembic's own command: Flask-Migrate turns the error into an exit.)
         alembic_config = migrated_app.extensions["migrate"].migrate.get_config(MIGRATIONS)
         with pytest.raises(RuntimeError, match=re.escape("these names (ignoring case): general, secret.")):
             alembic_command.downgrade(alembic_config, "c3a5e55100a1")
         db.session.execute(sa.text("UPDATE rooms SET name = 'secret-2', name_key = 'secret-2' WHERE id = :id"),
-                           {"id": public.id})
+                           {"id": public_id})
         db.session.execute(sa.text("DELETE FROM rooms WHERE name_key = 'general' AND is_private"))
         db.session.commit()
         db.session.remove()

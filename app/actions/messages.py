@@ -76,7 +76,7 @@ def do_send_message(user: User, room_id: int, body: str, client_id: str | None =
         raise ChatError("not_found", "No such room.")
     fresh = not db.session().in_transaction()  # a socket event: nothing read yet
     parsed = parse_message(body)
-    mentioned = _resolve_mentions(room_id, parsed.mentions, exclude_user_id=user.id)
+    mentioned = resolve_mentions(room_id, parsed.mentions, exclude_user_id=user.id)
     html = render_parsed(parsed, {u.username_key: u.username for u in mentioned})
     if fresh and db.session().in_transaction():
         # The mention lookup's connection goes back to the pool: a send waiting for its
@@ -228,14 +228,15 @@ def _store_batch(batch: list[_Draft], committed: Callable[[], None] | None = Non
             return
         if committed is not None:
             events.on_commit(committed)
-        for draft, (message_id, seq) in zip(batch, stored):
+        for draft, (message_id, seq, rev) in zip(batch, stored):
             if message_id is None:
                 draft.outcome = _REFUSED
                 continue
             message = Message(
-                id=message_id, room_id=room_id, seq=seq, author_id=draft.author.id, author=draft.author,
+                id=message_id, room_id=room_id, seq=seq, rev=rev, author_id=draft.author.id, author=draft.author,
                 body=draft.body, html=draft.html, client_id=draft.client_id, created_at=draft.created_at,
                 mentions=[Mention(message_id=message_id, user_id=u.id, user=u) for u in draft.mentioned],
+                reactions=[],
             )
             data = serializers.message_dict(message)
             events.send_event_on_commit("message", data, to=events.room_channel(room_id))
@@ -264,12 +265,12 @@ def _store_batch(batch: list[_Draft], committed: Callable[[], None] | None = Non
             draft.turn.set()
 
 
-# PostgreSQL stores a batch of messages in one statement. Bumping the room's seq locks the
-# room's row until commit, so the room's messages commit in the order of their ids and
-# catching up with after=<id> never skips one that committed late; one statement and the
-# commit are all that happens under that lock. Sends whose author may not send there (not
-# a member, or disabled) are left out and get no seq; the rest get consecutive seqs and
-# ids in the order given.
+# PostgreSQL stores a batch of messages in one statement. Bumping the room's seq and rev
+# locks the room's row until commit (as every change of the room does, app.actions.timeline),
+# so the room's changes commit in the order of their revs and catching up with since=<rev>
+# never skips one that committed late; one statement and the commit are all that happens
+# under that lock. Sends whose author may not send there (not a member, or disabled) are
+# left out and get no seq; the rest get consecutive seqs, revs and ids in the order given.
 _STORE_SQL = sa.text("""WITH input AS (
     SELECT * FROM unnest(CAST(:author_ids AS integer[]), CAST(:bodies AS text[]), CAST(:htmls AS text[]),
                          CAST(:client_ids AS text[]), CAST(:created_ats AS timestamptz[]))
@@ -281,17 +282,19 @@ _STORE_SQL = sa.text("""WITH input AS (
         WHERE memberships.room_id = :room_id AND memberships.user_id = input.author_id
           AND NOT users.is_disabled)
 ), bump AS (
-    UPDATE rooms SET last_seq = rooms.last_seq + (SELECT count(*) FROM allowed)
+    UPDATE rooms SET last_seq = rooms.last_seq + (SELECT count(*) FROM allowed),
+                     last_rev = rooms.last_rev + (SELECT count(*) FROM allowed)
     WHERE rooms.id = :room_id AND EXISTS (SELECT 1 FROM allowed)
-    RETURNING rooms.last_seq - (SELECT count(*) FROM allowed) AS base
+    RETURNING rooms.last_seq - (SELECT count(*) FROM allowed) AS base,
+              rooms.last_rev - (SELECT count(*) FROM allowed) AS rev_base
 ), message AS (
-    INSERT INTO messages (room_id, author_id, body, html, client_id, seq, created_at)
+    INSERT INTO messages (room_id, author_id, body, html, client_id, seq, rev, created_at)
     SELECT :room_id, allowed.author_id, allowed.body, allowed.html, allowed.client_id, bump.base + allowed.k,
-           allowed.created_at
+           bump.rev_base + allowed.k, allowed.created_at
     FROM allowed, bump ORDER BY allowed.k
-    RETURNING messages.id, messages.seq, messages.author_id
+    RETURNING messages.id, messages.seq, messages.rev, messages.author_id
 ), stored AS (
-    SELECT message.id, message.seq, message.author_id, allowed.n
+    SELECT message.id, message.seq, message.rev, message.author_id, allowed.n
     FROM message, bump, allowed WHERE allowed.k = message.seq - bump.base
 ), mentioned AS (
     INSERT INTO mentions (message_id, user_id)
@@ -306,7 +309,7 @@ _STORE_SQL = sa.text("""WITH input AS (
     WHERE memberships.room_id = :room_id AND memberships.user_id = latest.author_id
       AND memberships.last_read_message_id < latest.id
 )
-SELECT stored.n, stored.id, stored.seq FROM stored
+SELECT stored.n, stored.id, stored.seq, stored.rev FROM stored
 """)
 
 
@@ -314,9 +317,9 @@ def _on_postgresql() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
 
 
-def _store_messages(room_id: int, batch: list[_Draft]) -> list[tuple[int | None, int | None]]:
-    """Insert a room's messages, their mentions and the authors' read markers; (id, seq) for
-    each draft in order, (None, None) where its author may not send there. Raises
+def _store_messages(room_id: int, batch: list[_Draft]) -> list[tuple[int | None, int | None, int | None]]:
+    """Insert a room's messages, their mentions and the authors' read markers; (id, seq, rev)
+    for each draft in order, (None, None, None) where its author may not send there. Raises
     IntegrityError for a used client_id (and then stores nothing)."""
     if _on_postgresql():
         mention_ns, mention_user_ids = [], []
@@ -334,8 +337,8 @@ def _store_messages(room_id: int, batch: list[_Draft]) -> list[tuple[int | None,
             "mention_ns": mention_ns,
             "mention_user_ids": mention_user_ids,
         }).all()
-        by_n = {row.n: (row.id, row.seq) for row in rows}
-        return [by_n.get(n, (None, None)) for n in range(1, len(batch) + 1)]
+        by_n = {row.n: (row.id, row.seq, row.rev) for row in rows}
+        return [by_n.get(n, (None, None, None)) for n in range(1, len(batch) + 1)]
     # Elsewhere (SQLite: one writer at a time, the database is the lock) statement by
     # statement, in one transaction: the first seq bump takes the write lock, so each check
     # of the author's membership sees what the commit will. The statements are built once:
@@ -344,30 +347,31 @@ def _store_messages(room_id: int, batch: list[_Draft]) -> list[tuple[int | None,
     stored = []
     read_up_to: dict[int, int] = {}
     for draft in batch:
-        seq = conn.execute(_SQLITE_BUMP, {"room_id": room_id, "author_id": draft.author.id}).scalar()
-        if seq is None:
-            stored.append((None, None))
+        bumped = conn.execute(_SQLITE_BUMP, {"room_id": room_id, "author_id": draft.author.id}).first()
+        if bumped is None:
+            stored.append((None, None, None))
             continue
+        seq, rev = bumped
         message_id = conn.execute(_SQLITE_INSERT, {
             "room_id": room_id, "author_id": draft.author.id, "body": draft.body, "html": draft.html,
-            "client_id": draft.client_id, "seq": seq, "created_at": draft.created_at,
+            "client_id": draft.client_id, "seq": seq, "rev": rev, "created_at": draft.created_at,
         }).scalar()
         if draft.mentioned:
             conn.execute(_SQLITE_MENTION, [{"message_id": message_id, "user_id": u.id} for u in draft.mentioned])
-        stored.append((message_id, seq))
+        stored.append((message_id, seq, rev))
         read_up_to[draft.author.id] = message_id
     for author_id, message_id in read_up_to.items():
         conn.execute(_SQLITE_READ, {"room_id": room_id, "author_id": author_id, "message_id": message_id})
     return stored
 
 
-_SQLITE_BUMP = sa.text("""UPDATE rooms SET last_seq = last_seq + 1
+_SQLITE_BUMP = sa.text("""UPDATE rooms SET last_seq = last_seq + 1, last_rev = last_rev + 1
 WHERE id = :room_id AND EXISTS (
     SELECT 1 FROM memberships JOIN users ON users.id = memberships.user_id
     WHERE memberships.room_id = :room_id AND memberships.user_id = :author_id AND NOT users.is_disabled)
-RETURNING last_seq""")
-_SQLITE_INSERT = sa.text("""INSERT INTO messages (room_id, author_id, body, html, client_id, seq, created_at)
-VALUES (:room_id, :author_id, :body, :html, :client_id, :seq, :created_at) RETURNING id""").bindparams(
+RETURNING last_seq, last_rev""")
+_SQLITE_INSERT = sa.text("""INSERT INTO messages (room_id, author_id, body, html, client_id, seq, rev, created_at)
+VALUES (:room_id, :author_id, :body, :html, :client_id, :seq, :rev, :created_at) RETURNING id""").bindparams(
     sa.bindparam("created_at", type_=UTCDateTime()))
 _SQLITE_MENTION = sa.text("INSERT INTO mentions (message_id, user_id) VALUES (:message_id, :user_id)")
 _SQLITE_READ = sa.text("""UPDATE memberships SET last_read_message_id = :message_id
@@ -381,7 +385,7 @@ def _refuse_sender(room_id: int, user: User) -> None:
         raise ChatError("unauthorized", "This account is disabled.")
 
 
-def _resolve_mentions(room_id: int, names: list[str], *, exclude_user_id: int) -> list[User]:
+def resolve_mentions(room_id: int, names: list[str], *, exclude_user_id: int) -> list[User]:
     """Members of the room among the mentioned names, in the order they were mentioned."""
     if not names:
         return []

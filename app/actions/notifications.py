@@ -23,8 +23,8 @@ def do_create_mention_notifications(message_id: int) -> int:
     Returns how many were created.
     """
     message = db.session.get(Message, message_id)
-    if message is None:
-        return 0  # deleted before the task ran
+    if message is None or message.is_deleted:
+        return 0  # deleted before the task ran (a tombstone has no mentions left)
     existing = set(
         db.session.execute(
             db.select(Notification.user_id).filter_by(message_id=message.id, kind="mention")

@@ -212,7 +212,8 @@ def room_view(room: Room, user: User) -> dict:
 def _unread_count(room_id: int, user_id: int, last_read: int) -> int:
     return db.session.execute(
         db.select(func.count(Message.id)).filter(
-            Message.room_id == room_id, Message.id > last_read, Message.author_id != user_id
+            Message.room_id == room_id, Message.id > last_read, Message.author_id != user_id,
+            Message.deleted_at.is_(None),
         )
     ).scalar_one()
 
@@ -246,9 +247,9 @@ def get_rooms_for_user(user: User) -> list[dict]:
 
 
 def get_room_heads(user: User) -> dict[int, int]:
-    """The seq of the newest message of each room the user belongs to."""
+    """The latest change number (rev) of each room the user belongs to."""
     return dict(db.session.execute(
-        db.select(Room.id, Room.last_seq).join(Membership, Membership.room_id == Room.id)
+        db.select(Room.id, Room.last_rev).join(Membership, Membership.room_id == Room.id)
         .where(Membership.user_id == user.id)
     ).all())
 

@@ -5,13 +5,15 @@ from flask import current_app, request
 from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
 
-from app.actions import messages, notifications, rooms, users
+from app.actions import message_edit, messages, notifications, reactions, rooms, users
 from app.api import bp
 from app.extensions import csrf
 from app.lib import serializers, validation
 from app.lib.access import access_room
 from app.lib.errors import ChatError
+from app.lib.emoji import get_emoji_list
 from app.queries import history
+from app.queries import messages as message_queries
 from app.security import bearer_token, limiter, login_limit, registration_limit
 
 csrf.exempt(bp)
@@ -116,7 +118,7 @@ def create_room():
 @bp.get("/rooms/heads")
 @login_required
 def room_heads():
-    """{heads: {room_id: last_seq}} for the caller's rooms: a cheap check for missed messages."""
+    """{heads: {room_id: last_rev}} for the caller's rooms: a cheap check for missed changes."""
     return {"heads": {str(k): v for k, v in rooms.get_room_heads(current_user).items()}}
 
 
@@ -162,20 +164,26 @@ def leave_room(room_id: int):
 @bp.get("/rooms/<int:room_id>/messages")
 @login_required
 def list_messages(room_id: int):
-    """A page of history, oldest first: ?before=<id> pages back, ?after=<id> catches up,
-    ?around=<id> centres on one message."""
+    """A page of history, oldest first: ?before=<id> pages back, ?after=<id> reads forward,
+    ?around=<id> centres on one message; ?since=<rev> gives every message changed since."""
     args = request.args
     limit = validation.parse_id(args.get("limit"), "limit")
     around = validation.parse_id(args.get("around"), "around")
+    since = validation.parse_cursor(args.get("since"), "since")
+    for alone, value in (("around", around), ("since", since)):
+        others = [name for name in ("before", "after", "around", "since") if name != alone and args.get(name)]
+        if value is not None and others:
+            raise ChatError("invalid", f"Give '{alone}' alone, without {' or '.join(map(repr, others))}.")
+    if since is not None:
+        page, has_more, head = history.get_changes(current_user, room_id, since, limit=limit)
+        return {"messages": page, "has_more": has_more, "head": head}
     if around is not None:
-        if args.get("before") or args.get("after"):
-            raise ChatError("invalid", "Give 'around' alone, without 'before' or 'after'.")
         page, older, newer = history.get_messages_around(current_user, room_id, around, limit=limit)
         return {"messages": page, "has_more_before": older, "has_more_after": newer}
     page, has_more = history.get_messages(
         current_user, room_id,
         before=validation.parse_id(args.get("before"), "before"),
-        after=validation.parse_id(args.get("after"), "after"),
+        after=validation.parse_cursor(args.get("after"), "after"),
         limit=limit,
     )
     return {"messages": page, "has_more": has_more}
@@ -192,6 +200,56 @@ def send_message(room_id: int):
         validation.get_str(data, "client_id", required=False),
     )
     return result.data, 201 if result.created else 200
+
+
+@bp.get("/messages/<int:message_id>")
+@login_required
+def get_message(message_id: int):
+    """One message as the caller sees it (a tombstone once deleted)."""
+    return message_queries.get_message(current_user, message_id)
+
+
+@bp.patch("/messages/<int:message_id>")
+@login_required
+def edit_message(message_id: int):
+    """Edit my message: {body} -> the message, broadcast as `message_updated`."""
+    data = _json()
+    return message_edit.do_edit_message(current_user, message_id, validation.get_str(data, "body"))
+
+
+@bp.delete("/messages/<int:message_id>")
+@login_required
+def delete_message(message_id: int):
+    """Delete a message (mine, or as the room's owner or an admin) -> its tombstone."""
+    return message_edit.do_delete_message(current_user, message_id)
+
+
+@bp.get("/messages/<int:message_id>/history")
+@login_required
+def message_history(message_id: int):
+    """Every version of a message's text, oldest first."""
+    return message_queries.get_message_history(current_user, message_id)
+
+
+@bp.put("/messages/<int:message_id>/reactions/<path:emoji>")
+@login_required
+def add_reaction(message_id: int, emoji: str):
+    """React to a message with an emoji (or a :shortcode:) -> the message."""
+    return reactions.do_react(current_user, message_id, emoji, True)
+
+
+@bp.delete("/messages/<int:message_id>/reactions/<path:emoji>")
+@login_required
+def remove_reaction(message_id: int, emoji: str):
+    """Take my reaction back -> the message."""
+    return reactions.do_react(current_user, message_id, emoji, False)
+
+
+@bp.get("/emoji")
+@login_required
+def list_emoji():
+    """Every emoji a reaction may use, with names and shortcodes (the page's picker)."""
+    return {"emoji": get_emoji_list()}
 
 
 @bp.post("/rooms/<int:room_id>/read")

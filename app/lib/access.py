@@ -4,7 +4,7 @@ from __future__ import annotations
 from app.extensions import db
 from app.lib.errors import ChatError
 from app.lib.validation import MAX_ID
-from app.models import Membership, Room, User
+from app.models import Membership, Message, Room, User
 
 
 def get_membership(room_id: int, user_id: int) -> Membership | None:
@@ -38,3 +38,24 @@ def access_room_as_member(room_id: int, user: User) -> tuple[Room, Membership]:
         raise ChatError("not_member", "Join the room first.")
     return room, membership
 
+
+
+def access_message(message_id: int, user: User, *, as_member: bool = True) -> tuple[Message, Room, Membership | None]:
+    """A message in a room the user may read, with the room and the user's membership.
+
+    A message in a room the user cannot see is "not found", like the room itself. With
+    `as_member` (the default) a visible room the user has not joined is refused too; without
+    it an administrator may reach a message in any room (to moderate it)."""
+    message = db.session.get(Message, message_id) if 0 < message_id <= MAX_ID else None
+    if message is None:
+        raise ChatError("not_found", "No such message.")
+    room_id = message.room_id
+    if not as_member and user.is_admin:
+        return message, db.session.get(Room, room_id), get_membership(room_id, user.id)
+    try:
+        room, membership = access_room(room_id, user)
+    except ChatError:
+        raise ChatError("not_found", "No such message.") from None
+    if membership is None and as_member:
+        raise ChatError("not_member", "Join the room first.")
+    return message, room, membership

@@ -9,6 +9,8 @@ STATUS_BY_CODE = {
     "not_found": 404,
     "not_member": 403,
     "conflict": 409,
+    "too_many": 409,
+    "gone": 410,
     "too_large": 413,
     "unprocessable": 422,
     "rate_limited": 429,

@@ -62,32 +62,85 @@ def room_dict(room: Room, *, is_member: bool, member_count: int, unread: int | N
     return data
 
 
-def message_dict(message: Message) -> dict:
-    """A message as broadcast to the room and returned by the history API."""
+def message_dict(message: Message, *, viewer_id: int | None = None) -> dict:
+    """A message (or its tombstone) as broadcast to the room and returned by the history API.
+
+    With `viewer_id`, each reaction also says whether that user made it (`me`): for replies
+    to one user, never for broadcasts."""
+    author = user_dict(message.author)
+    if message.deleted_at is not None:
+        return tombstone_fields(message.id, message.room_id, message.seq, message.rev, author, message.created_at,
+                                message.deleted_at)
+    reactions = reaction_summaries(
+        [(r.emoji, r.user_id, r.user.username) for r in message.reactions], viewer_id=viewer_id
+    )
     return message_fields(
-        message.id, message.room_id, message.seq, user_dict(message.author), message.body, message.html,
-        message.created_at, [m.user.username for m in message.mentions], message.client_id,
+        message.id, message.room_id, message.seq, message.rev, author, message.body, message.html,
+        message.created_at, message.edited_at, [m.user.username for m in message.mentions], message.client_id,
+        reactions,
     )
 
 
 def message_fields(
-    message_id: int, room_id: int, seq: int, author: dict, body: str, html: str, created_at: datetime,
-    mentions: list[str], client_id: str | None,
+    message_id: int, room_id: int, seq: int, rev: int, author: dict, body: str, html: str, created_at: datetime,
+    edited_at: datetime | None, mentions: list[str], client_id: str | None, reactions: list[dict],
 ) -> dict:
     """A message's dict from plain values: `message_dict`'s shape, for readers that load columns
     rather than models (app.queries.history). `author` is a `user_fields` dict; `mentions`
-    the mentioned usernames in the order of the mentions."""
+    the mentioned usernames in the order of the mentions; `reactions` from `reaction_summaries`."""
     return {
         "id": message_id,
         "room_id": room_id,
         "seq": seq,
+        "rev": rev,
         "author": author,
         "body": body,
         "html": html,
         "created_at": iso(created_at),
+        "edited_at": iso(edited_at),
         "mentions": mentions,
         "client_id": client_id,
+        "reactions": reactions,
     }
+
+
+def tombstone_fields(
+    message_id: int, room_id: int, seq: int, rev: int, author: dict, created_at: datetime, deleted_at: datetime
+) -> dict:
+    """What is left of a deleted message: its place, its author and when it went; no text."""
+    return {
+        "id": message_id,
+        "room_id": room_id,
+        "seq": seq,
+        "rev": rev,
+        "author": author,
+        "created_at": iso(created_at),
+        "deleted": True,
+        "deleted_at": iso(deleted_at),
+    }
+
+
+# How many of the users who reacted with one emoji a message's state names.
+REACTION_USERS_SHOWN = 20
+
+
+def reaction_summaries(rows, *, viewer_id: int | None = None) -> list[dict]:
+    """[{emoji, count, users, me?}] from (emoji, user_id, username) rows in the order the
+    reactions were made: emoji in the order each was first used, the first
+    REACTION_USERS_SHOWN users of each; `me` only when a viewer is given."""
+    summaries: dict[str, dict] = {}
+    for emoji, user_id, username in rows:
+        summary = summaries.get(emoji)
+        if summary is None:
+            summary = summaries[emoji] = {"emoji": emoji, "count": 0, "users": []}
+            if viewer_id is not None:
+                summary["me"] = False
+        summary["count"] += 1
+        if len(summary["users"]) < REACTION_USERS_SHOWN:
+            summary["users"].append(username)
+        if user_id == viewer_id:
+            summary["me"] = True
+    return list(summaries.values())
 
 
 def notification_dict(notification: Notification) -> dict:
@@ -96,7 +149,7 @@ def notification_dict(notification: Notification) -> dict:
         "id": notification.id,
         "kind": notification.kind,
         "room_id": notification.room_id,
-        "message": message_dict(notification.message),
+        "message": message_dict(notification.message, viewer_id=notification.user_id),
         "created_at": iso(notification.created_at),
         "read_at": iso(notification.read_at),
     }

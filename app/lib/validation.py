@@ -86,6 +86,13 @@ def parse_id(value: str | None, name: str) -> int | None:
     return int(value)
 
 
+def parse_cursor(value: str | None, name: str) -> int | None:
+    """A position given in a query string: an id or rev, or 0 for "from the beginning"."""
+    if value == "0":
+        return 0
+    return parse_id(value, name)
+
+
 def clean_text(text: str) -> str:
     """Text as stored and shown (bodies, topics): NFC, without characters that hide or reorder text.
 

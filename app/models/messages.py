@@ -18,6 +18,8 @@ class Message(db.Model):
         # A retried send with the same client_id finds the original instead of a copy.
         UniqueConstraint("author_id", "client_id"),
         UniqueConstraint("room_id", "seq"),
+        # Catching up reads a room's changes by rev; each rev names one message's latest change.
+        UniqueConstraint("room_id", "rev"),
         Index("ix_messages_room_id_id", "room_id", "id"),
         # Ids are the order of history and the resync cursor: SQLite must never reuse one.
         {"sqlite_autoincrement": True},
@@ -31,13 +33,31 @@ class Message(db.Model):
     client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # 1, 2, 3, ... within the room: a client that sees seq jump knows it missed a message.
     seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The room's change number of this message's latest change (creation, edit, delete,
+    # reaction): catching up asks for the messages whose rev is past a cursor.
+    rev: Mapped[int] = mapped_column(Integer, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # A deleted message stays as a tombstone: its body, html, mentions, reactions and edit
+    # history are gone, its place (id, seq) and author remain.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deleted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
 
     room = relationship("Room")
-    author = relationship("User")
+    author = relationship("User", foreign_keys=[author_id])
     mentions = relationship(
         "Mention", back_populates="message", cascade="all, delete-orphan", order_by="Mention.id"
     )
+    reactions = relationship(
+        "Reaction", back_populates="message", cascade="all, delete-orphan", order_by="Reaction.id"
+    )
+    edits = relationship("MessageEdit", back_populates="message", cascade="all, delete-orphan",
+                         order_by="MessageEdit.id")
+
+    @property
+    def is_deleted(self) -> bool:
+        """Whether only the tombstone is left."""
+        return self.deleted_at is not None
 
     def __str__(self) -> str:
         return f"#{self.id} {self.body[:40]}"
@@ -60,4 +80,37 @@ class Mention(db.Model):
     handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     message = relationship("Message", back_populates="mentions")
+    user = relationship("User")
+
+
+class MessageEdit(db.Model):
+    """One edit of a message: the text it replaced, who edited and when."""
+
+    __tablename__ = "message_edits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, index=True)
+    editor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    # The body and html as they were before this edit.
+    previous_body: Mapped[str] = mapped_column(Text, nullable=False)
+    previous_html: Mapped[str] = mapped_column(Text, nullable=False)
+    edited_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    message = relationship("Message", back_populates="edits")
+    editor = relationship("User")
+
+
+class Reaction(db.Model):
+    """One user's emoji on a message: at most one per user, emoji and message."""
+
+    __tablename__ = "reactions"
+    __table_args__ = (UniqueConstraint("message_id", "user_id", "emoji"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), nullable=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    emoji: Mapped[str] = mapped_column(String(32), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    message = relationship("Message", back_populates="reactions")
     user = relationship("User")

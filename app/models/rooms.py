@@ -43,6 +43,9 @@ class Room(db.Model):
     # The seq of the room's newest message; bumping it locks the room row until commit, so
     # messages of one room commit in the order of their ids and seqs.
     last_seq: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    # The room's change sequence: every visible change (a new message, an edit, a delete, a
+    # reaction) takes the next number under the same row lock (app.actions.timeline).
+    last_rev: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
     owner = relationship("User")

@@ -4,8 +4,8 @@ Read-only, and written with SQLAlchemy Core rather than the ORM: a page of 50 me
 from model instances (the messages, their authors, their mentions and the mentioned users,
 each a query of its own, then `serializers.message_dict` over the objects) cost about 5 ms of
 CPU, for SQL the database answers in 0.07 ms. Here a page is one statement on PostgreSQL
-(each row carries its mentions' usernames as an array) and two elsewhere (the page's
-mentions in a second one); the rows go straight into `serializers.message_fields`, the
+(each row carries its mentions' usernames and its reactions as arrays) and three elsewhere
+(the page's mentions and its reactions in statements of their own); the rows go straight into `serializers.message_fields`, the
 shape `message_dict` also builds, and a test checks that both give the same dicts.
 
 The membership check rides in the page's statement. A page that comes back empty asks
@@ -25,29 +25,34 @@ from app.lib import serializers
 from app.lib.access import access_room_as_member
 from app.lib.errors import ChatError
 from app.lib.validation import MAX_ID
-from app.models import Membership, Mention, Message, User
+from app.models import Membership, Mention, Message, Reaction, Room, User
 
 _messages = Message.__table__
 _authors = User.__table__
 _mentions = Mention.__table__
 _mentioned = User.__table__.alias("mentioned")
 _memberships = Membership.__table__
+_reactions = Reaction.__table__
+_reactors = User.__table__.alias("reactor")
+_rooms = Room.__table__
 
 
 class _Statements(NamedTuple):
     newest: sa.Select
     before: sa.Select
     after: sa.Select
+    since: sa.Select
 
 
 @cache
 def _statements(mentions_inline: bool) -> _Statements:
     """The page statements, built once (their cache keys then come for free): the newest
-    page, the page before an id, the page after one. Parameters: room_id, user_id, limit,
-    and before or after."""
+    page, the page before an id, the page after one, the changes since a rev. Parameters:
+    room_id, user_id, limit, and before, after or since."""
     columns = [
-        _messages.c.id, _messages.c.room_id, _messages.c.seq, _messages.c.author_id, _authors.c.username,
-        _authors.c.display_name, _messages.c.body, _messages.c.html, _messages.c.created_at, _messages.c.client_id,
+        _messages.c.id, _messages.c.room_id, _messages.c.seq, _messages.c.rev, _messages.c.author_id,
+        _authors.c.username, _authors.c.display_name, _messages.c.body, _messages.c.html, _messages.c.created_at,
+        _messages.c.edited_at, _messages.c.deleted_at, _messages.c.client_id,
     ]
     if mentions_inline:
         columns.append(
@@ -56,6 +61,13 @@ def _statements(mentions_inline: bool) -> _Statements:
             .where(_mentions.c.message_id == _messages.c.id)
             .scalar_subquery()
         )
+        # The reactions as three arrays in the order they were made: emoji, user ids, usernames.
+        reacted = _reactions.join(_reactors, _reactors.c.id == _reactions.c.user_id)
+        for column in (_reactions.c.emoji, _reactions.c.user_id, _reactors.c.username):
+            columns.append(
+                sa.select(sa.func.array_agg(column).aggregate_order_by(_reactions.c.id))
+                .select_from(reacted).where(_reactions.c.message_id == _messages.c.id).scalar_subquery()
+            )
     is_member = sa.exists().where(
         _memberships.c.room_id == sa.bindparam("room_id"), _memberships.c.user_id == sa.bindparam("user_id")
     )
@@ -69,16 +81,25 @@ def _statements(mentions_inline: bool) -> _Statements:
         newest=page.order_by(_messages.c.id.desc()),
         before=page.where(_messages.c.id < sa.bindparam("before")).order_by(_messages.c.id.desc()),
         after=page.where(_messages.c.id > sa.bindparam("after")).order_by(_messages.c.id.asc()),
+        since=page.where(_messages.c.rev > sa.bindparam("since")).order_by(_messages.c.rev.asc()),
     )
 
 
-# Where the page's rows cannot carry them (SQLite has no ordered aggregate before 3.44).
+# Where the page's rows cannot carry them (SQLite has no ordered aggregate before 3.44),
+# the page's mentions and reactions.
 _MENTIONS_OF = (
     sa.select(_mentions.c.message_id, _mentioned.c.username)
     .select_from(_mentions.join(_mentioned, _mentioned.c.id == _mentions.c.user_id))
     .where(_mentions.c.message_id.in_(sa.bindparam("ids", expanding=True)))
     .order_by(_mentions.c.id)
 )
+_REACTIONS_OF = (
+    sa.select(_reactions.c.message_id, _reactions.c.emoji, _reactions.c.user_id, _reactors.c.username)
+    .select_from(_reactions.join(_reactors, _reactors.c.id == _reactions.c.user_id))
+    .where(_reactions.c.message_id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(_reactions.c.id)
+)
+_HEAD = sa.select(_rooms.c.last_rev).where(_rooms.c.id == sa.bindparam("room_id"))
 
 
 def get_messages(
@@ -87,7 +108,7 @@ def get_messages(
     """A page of a room's history as message dicts, oldest first, and whether more lies beyond it.
 
     `before` pages backwards from an id (the newest page when neither is given);
-    `after` pages forwards from an id, for catching up after a reconnect.
+    `after` pages forwards from an id (0: from the first message).
     """
     limit = _check_paging(user, room_id, limit, before is not None and after is not None)
     connection = db.session.connection()
@@ -106,7 +127,29 @@ def get_messages(
     rows = rows[:limit]
     if after is None:
         rows.reverse()
-    return _message_dicts(connection, rows), has_more
+    return _message_dicts(connection, rows, user.id), has_more
+
+
+def get_changes(user: User, room_id: int, since: int, *, limit: int | None = None) -> tuple[list[dict], bool, int]:
+    """The current state of every message of the room changed after rev `since` (0: all of
+    them), in the order of their revs: the page, whether more follow, and the room's head.
+
+    The head is read before the page, so every change up to it is on this page or a later
+    one (revs commit in order), and raised to the page's last rev: a client whose page says
+    no more may move its cursor to the head."""
+    limit = _check_paging(user, room_id, limit, False)
+    connection = db.session.connection()
+    head = connection.execute(_HEAD, {"room_id": room_id}).scalar()
+    statements = _statements(_mentions_inline(connection))
+    rows = connection.execute(
+        statements.since, {"room_id": room_id, "user_id": user.id, "limit": limit + 1, "since": since}
+    ).all()
+    if not rows:
+        access_room_as_member(room_id, user)
+        return [], False, head or 0
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return _message_dicts(connection, rows, user.id), has_more, max(head or 0, rows[-1].rev)
 
 
 def get_messages_around(
@@ -133,7 +176,7 @@ def get_messages_around(
     n_newer = min(len(newer), max(room_left // 2, room_left - len(older)))
     n_older = min(len(older), room_left - n_newer)
     rows = older[:n_older][::-1] + [anchor] + newer[:n_newer]
-    return _message_dicts(connection, rows), len(older) > n_older, len(newer) > n_newer
+    return _message_dicts(connection, rows, user.id), len(older) > n_older, len(newer) > n_newer
 
 
 def _check_paging(user: User, room_id: int, limit: int | None, before_and_after: bool) -> int:
@@ -155,21 +198,32 @@ def _mentions_inline(connection) -> bool:
     return connection.dialect.name == "postgresql"
 
 
-def _message_dicts(connection, rows: list) -> list[dict]:
-    """The rows of a page statement as `serializers.message_fields` dicts, in the rows' order."""
+def _message_dicts(connection, rows: list, viewer_id: int) -> list[dict]:
+    """The rows of a page statement as `serializers.message_fields` dicts (tombstones for
+    deleted messages), in the rows' order; reactions say whether the viewer made them."""
     message_fields, user_fields = serializers.message_fields, serializers.user_fields
+    ids = [row.id for row in rows]
+    reactions: dict[int, list] = {}
     if _mentions_inline(connection):
-        return [
-            message_fields(id_, room_id, seq, user_fields(author_id, username, display_name), body, html,
-                           created_at, mentions or [], client_id)
-            for id_, room_id, seq, author_id, username, display_name, body, html, created_at, client_id, mentions
-            in rows
-        ]
-    mentions: dict[int, list[str]] = {}
-    for message_id, username in connection.execute(_MENTIONS_OF, {"ids": [row.id for row in rows]}):
-        mentions.setdefault(message_id, []).append(username)
-    return [
-        message_fields(id_, room_id, seq, user_fields(author_id, username, display_name), body, html,
-                       created_at, mentions.get(id_, []), client_id)
-        for id_, room_id, seq, author_id, username, display_name, body, html, created_at, client_id in rows
-    ]
+        mentions = {row.id: row[13] or [] for row in rows}
+        for row in rows:
+            if row[14]:
+                reactions[row.id] = list(zip(row[14], row[15], row[16]))
+    else:
+        for message_id, emoji, user_id, username in connection.execute(_REACTIONS_OF, {"ids": ids}):
+            reactions.setdefault(message_id, []).append((emoji, user_id, username))
+        mentions = {}
+        for message_id, username in connection.execute(_MENTIONS_OF, {"ids": ids}):
+            mentions.setdefault(message_id, []).append(username)
+    page = []
+    for row in rows:
+        id_, room_id, seq, rev, author_id, username, display_name, body, html, created_at, edited_at, deleted_at, \
+            client_id = row[:13]
+        author = user_fields(author_id, username, display_name)
+        if deleted_at is not None:
+            page.append(serializers.tombstone_fields(id_, room_id, seq, rev, author, created_at, deleted_at))
+            continue
+        summaries = serializers.reaction_summaries(reactions[id_], viewer_id=viewer_id) if id_ in reactions else []
+        page.append(message_fields(id_, room_id, seq, rev, author, body, html, created_at, edited_at,
+                                   mentions.get(id_, []), client_id, summaries))
+    return page

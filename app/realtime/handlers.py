@@ -9,7 +9,7 @@ from flask_login import current_user, login_user
 from flask_socketio import ConnectionRefusedError, disconnect, join_room
 
 from app import events, ratelimit
-from app.actions import messages, rooms, users
+from app.actions import message_edit, messages, reactions, rooms, users
 from app.extensions import db, socketio
 from app.lib import validation
 from app.lib.errors import ChatError
@@ -98,6 +98,30 @@ def on_send(data: dict) -> dict:
         validation.get_str(data, "client_id", required=False),
     )
     return {"message": result.data, "duplicate": not result.created}
+
+
+@socketio.on("edit")
+@socket_action
+def on_edit(data: dict) -> dict:
+    """client -> edit {message_id, body}; ack {ok, message}."""
+    return {"message": message_edit.do_edit_message(
+        current_user, validation.get_int(data, "message_id"), validation.get_str(data, "body"))}
+
+
+@socketio.on("delete")
+@socket_action
+def on_delete(data: dict) -> dict:
+    """client -> delete {message_id}; ack {ok, message} (the tombstone)."""
+    return {"message": message_edit.do_delete_message(current_user, validation.get_int(data, "message_id"))}
+
+
+@socketio.on("react")
+@socket_action
+def on_react(data: dict) -> dict:
+    """client -> react {message_id, emoji, on}; ack {ok, message}."""
+    return {"message": reactions.do_react(
+        current_user, validation.get_int(data, "message_id"), validation.get_str(data, "emoji"),
+        validation.get_bool(data, "on", True))}
 
 
 @socketio.on("read")
