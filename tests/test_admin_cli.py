@@ -236,3 +236,26 @@ def test_seed_demo_completes_a_partial_setup(app, make_user, make_room, fast_has
         carol = users.get_user_by_username("carol")
         assert get_membership(room.id, carol.id) is not None
         assert db.session.execute(db.select(db.func.count(Membership.id))).scalar_one() == 3
+
+
+def test_admin_deletes_messages_through_the_action(app, team, admin_client, live, make_room):
+    from app.actions import messages
+    from app.models import Message, Room
+    from tests.conftest import events_named
+
+    alice, bob = team["alice"], team["bob"]
+    secret = make_room(alice, "secret", members=[bob], is_private=True)  # the admin is no member
+    with app.app_context():
+        sent = messages.do_send_message(db.session.get(User, bob.id), secret.id, "delete me").data
+    socket = live(alice)
+    response = admin_client.post("/admin/message/action/", data={"action": "delete_messages", "rowid": str(sent["id"])})
+    assert response.status_code == 302
+    with app.app_context():
+        stored = db.session.get(Message, sent["id"])
+        assert stored.is_deleted and stored.body == "" and db.session.get(Room, secret.id).last_rev == 2
+    # Members see the tombstone live, as from any other door.
+    update = events_named(socket, "message_updated")[-1]
+    assert update["deleted"] is True and update["change"]["kind"] == "delete"
+    missing = admin_client.post("/admin/message/action/", data={"action": "delete_messages", "rowid": "999999"},
+                                follow_redirects=True)
+    assert "No such message" in missing.get_data(as_text=True)

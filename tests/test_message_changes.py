@@ -422,3 +422,15 @@ def test_concurrent_edits_lose_nothing(app, team):
         edit(alice, sent["id"], "v2")
         stored = db.session.get(Message, sent["id"])
         assert stored.body == "v2" and [e.previous_body for e in stored.edits] == ["v0", "v1"]
+
+
+def test_a_deleted_messages_notification_shows_no_text(app, team, login, bearer):
+    alice, bob, room = team["alice"], team["bob"], team["room"]
+    with app.app_context():
+        sent = send(alice, room.id, "the launch code is 1234 @bob").data
+        delete(alice, sent["id"])
+    page = login(bob).get("/notifications").get_data(as_text=True)
+    assert "This message was deleted" in page and "launch code" not in page
+    listed = app.test_client().get("/api/v1/notifications", headers=bearer(bob)).get_json()
+    assert listed["notifications"][0]["message"]["deleted"] is True
+    assert "launch code" not in str(listed)

@@ -12,7 +12,7 @@ from app.extensions import db
 from app.lib import serializers
 from app.lib.access import get_membership
 from app.lib.errors import ChatError
-from app.models import Mention, Message, Notification, User
+from app.models import Mention, Message, Notification, Reaction, User
 from app.models.base import utcnow
 
 
@@ -87,6 +87,7 @@ def get_notifications(user: User, *, unread_only: bool = False, limit: int = 50)
         .options(
             selectinload(Notification.message).selectinload(Message.author),
             selectinload(Notification.message).selectinload(Message.mentions).selectinload(Mention.user),
+            selectinload(Notification.message).selectinload(Message.reactions).selectinload(Reaction.user),
         )
         .order_by(Notification.id.desc()).limit(limit)
     )

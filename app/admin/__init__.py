@@ -8,9 +8,11 @@ from flask_admin.contrib.sqla import ModelView
 from flask_login import current_user
 from jinja2 import BaseLoader, ChoiceLoader, PackageLoader, TemplateNotFound
 
+from app.actions import message_edit as message_actions
 from app.actions import users as user_actions
 from app.extensions import db
 from app.lib import validation
+from app.lib.errors import ChatError
 from app.models import Membership, Message, Notification, Room, User
 from app.security import csp_nonce
 
@@ -105,12 +107,26 @@ class MembershipView(ReadOnlyView):
 
 
 class MessageView(ReadOnlyView):
-    """Messages, newest first."""
+    """Messages, newest first, with an action to delete them (leaving tombstones)."""
 
-    column_list = ("id", "room", "author", "body", "client_id", "created_at")
+    column_list = ("id", "room", "author", "body", "client_id", "created_at", "edited_at", "deleted_at")
     column_searchable_list = ("body",)
     column_default_sort = ("id", True)
     column_exclude_list = ("html",)
+
+    @action("delete_messages", "Delete", "Delete the selected messages? Their text goes for good; members see "
+            "\"This message was deleted\".")
+    def action_delete_messages(self, ids):
+        """Delete messages as a moderator, through the same action as the room page."""
+        admin = current_user._get_current_object()
+        for message_id in sorted(int(i) for i in ids):
+            try:
+                message_actions.do_delete_message(admin, message_id)
+            except ChatError as exc:
+                db.session.rollback()
+                flash(f"Message {message_id}: {exc.message}", "error")
+                return
+        flash("Messages deleted.", "success")
 
 
 class NotificationView(ReadOnlyView):

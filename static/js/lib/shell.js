@@ -152,12 +152,18 @@ export async function followAfterRead(id, href) {
   window.location.assign(href);
 }
 
+/** A notification's preview of its message: a deleted one's text is gone. */
+export function excerptOf(message, length) {
+  if (message.deleted) return "This message was deleted";
+  return (message.body || "").replace(/\s+/g, " ").slice(0, length);
+}
+
 function renderBellItem(n) {
   const message = n.message || {};
   const author = (message.author && message.author.display_name) || "Someone";
   const where = roomName(n.room_id);
   const date = parseDate(n.created_at);
-  const excerpt = (message.body || "").replace(/\s+/g, " ").slice(0, 140);
+  const excerpt = excerptOf(message, 140);
   const link = h(
     "a",
     { class: "bell-item-link", href: notificationHref(n) },
@@ -235,7 +241,7 @@ function setupBell(socket) {
     const href = notificationHref(n);
     notifyMention(n, {
       title: `${author} mentioned you${where ? ` in #${where}` : ""}`,
-      body: (n.message.body || "").replace(/\s+/g, " ").slice(0, 180),
+      body: excerptOf(n.message, 180),
       href,
       open: () => followAfterRead(n.id, href),
     });
