@@ -480,6 +480,7 @@ class ReliableClient:
                 if not due:
                     self._wake.wait(0.02)
                     continue
+            room_id, reason = None, None
             try:
                 for room_id, ticket in due:
                     with self._lock:
@@ -488,12 +489,17 @@ class ReliableClient:
                     self._catch_up_room(url, room_id)
                     with self._lock:
                         self._done[room_id] = max(self._done[room_id], ticket)
+                    room_id = None
                 self._catch_up_notifications(url)
-            except (requests.RequestException, ValueError, KeyError) as exc:
+            except Exception as exc:
+                # A failed request (the server may be gone): the room stays asked for, and the
+                # connection is given up, so the next one catches up again.
+                if not isinstance(exc, (requests.RequestException, ValueError, KeyError)):
+                    self.problems.append(f"catch-up failed: {exc!r}")
                 self.resync_errors.append(repr(exc)[:300])
                 with self._lock:
-                    for room_id, _ in due:  # asked again after reconnecting
-                        self._reason.pop(room_id, None)
+                    if room_id is not None:
+                        self._reason.setdefault(room_id, reason)
                     if generation == self._generation:
                         self._lost()
 

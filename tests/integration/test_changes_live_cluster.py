@@ -26,7 +26,7 @@ from tests.integration.test_faults import cluster_log_errors, stored_states
 
 USERS = ["u0", "u1", "u2", "u3", "u4", "u5"]
 LISTENERS = {"u0-b": ("u0", "b"), "u1-a": ("u1", "a"), "u2-b": ("u2", "b"), "u3-a": ("u3", "a")}
-RUN_SECONDS = 15
+RUN_SECONDS = 12
 
 
 @pytest.fixture(scope="module")
