@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 from flask import Flask, current_app
 
-from app.actions import messages, rooms, users
+from app.actions import memberships, messages, rooms, users
 from app.extensions import db
 from app.lib.access import get_membership
 from app.lib.errors import ChatError
@@ -55,6 +55,6 @@ def register(app: Flask) -> None:
                                      client_id="seed-welcome")
         for user in demo[1:]:
             if get_membership(room.id, user.id) is None:
-                rooms.do_invite_user(owner, room.id, user.username)
+                memberships.do_invite_user(owner, room.id, user.username)
         click.echo("Demo ready: room 'general' with users " + ", ".join(u.username for u in demo))
         click.echo(f"Log in as any of them with the password: {password}")

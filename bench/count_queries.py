@@ -25,7 +25,7 @@ os.environ.pop("REDIS_URL", None)
 from sqlalchemy import event  # noqa: E402
 
 from app import create_app  # noqa: E402
-from app.actions import rooms, users  # noqa: E402
+from app.actions import memberships, rooms, users  # noqa: E402
 from app.config import TestConfig  # noqa: E402
 from app.extensions import db, socketio  # noqa: E402
 
@@ -61,7 +61,7 @@ def main() -> None:
             alice = users.do_register_user("alice", "password-1", check_open=False)
             bob = users.do_register_user("bob", "password-1", check_open=False)
             room = rooms.do_create_room(alice, "general")
-            rooms.do_invite_user(alice, room.id, "bob")
+            memberships.do_invite_user(alice, room.id, "bob")
             token = users.do_create_api_token(alice)
             room_id = room.id
         statements: list[str] = []

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from app import create_app
-from app.actions import rooms
+from app.actions import memberships, rooms
 from app.config import TestConfig
 from app.extensions import db, socketio
 from app.models import User
@@ -65,7 +65,7 @@ def make_room(app):
             owner_row = db.session.get(User, owner.id)
             room = rooms.do_create_room(owner_row, name, topic, is_private)
             for member in members:
-                rooms.do_invite_user(owner_row, room.id, member.username)
+                memberships.do_invite_user(owner_row, room.id, member.username)
             return SimpleNamespace(id=room.id, name=room.name, is_private=room.is_private)
 
     return _make

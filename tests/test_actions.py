@@ -5,10 +5,12 @@ import hashlib
 
 import pytest
 
-from app.actions import messages, notifications, rooms, users
+from app.actions import memberships, messages, notifications, read_markers, rooms, users
 from app.extensions import db
 from app.lib.errors import ChatError
 from app.models import ApiToken, Membership, Mention, Message, Notification, Room, User
+from app.queries import notifications as notification_queries
+from app.queries import rooms as room_queries
 from tests.factories import PASSWORD
 
 
@@ -245,11 +247,11 @@ def test_join_public_room(app, make_user, make_room, emitted):
         last = send(alice, room.id, "before bob came").message.id
     emitted.clear()
     with app.app_context():
-        rooms.do_join_room(row(User, bob), room.id)
+        memberships.do_join_room(row(User, bob), room.id)
         membership = db.session.execute(db.select(Membership).filter_by(room_id=room.id, user_id=bob.id)).scalar_one()
         # History from before joining is not unread.
         assert membership.last_read_message_id == last
-        assert rooms.room_view(db.session.get(Room, room.id), row(User, bob))["unread"] == 0
+        assert room_queries.room_view(db.session.get(Room, room.id), row(User, bob))["unread"] == 0
     by_name = {event: (data, to) for event, data, to in emitted}
     assert set(by_name) == {"room_membership", "member_joined"}
     data, to = by_name["room_membership"]
@@ -265,7 +267,7 @@ def test_join_twice_is_harmless(app, make_user, make_room, emitted):
     room = make_room(alice, "general", members=[bob])
     emitted.clear()
     with app.app_context():
-        rooms.do_join_room(row(User, bob), room.id)
+        memberships.do_join_room(row(User, bob), room.id)
         assert count(Membership, room_id=room.id) == 2
     assert emitted == []
 
@@ -275,9 +277,9 @@ def test_join_private_room_as_non_member_is_not_found(app, make_user, make_room,
     room = make_room(alice, "secret", is_private=True)
     emitted.clear()
     with app.app_context():
-        error = refuse("not_found", rooms.do_join_room, row(User, bob), room.id)
+        error = refuse("not_found", memberships.do_join_room, row(User, bob), room.id)
         # The same answer as a room that does not exist.
-        missing = refuse("not_found", rooms.do_join_room, row(User, bob), room.id + 100)
+        missing = refuse("not_found", memberships.do_join_room, row(User, bob), room.id + 100)
         assert error.message == missing.message and error.status == 404
         assert count(Membership, user_id=bob.id) == 0
     assert emitted == []
@@ -288,7 +290,7 @@ def test_invite_to_public_room_by_any_member(app, make_user, make_room, emitted)
     room = make_room(alice, "general", members=[bob])
     emitted.clear()
     with app.app_context():
-        invitee = rooms.do_invite_user(row(User, bob), room.id, "CAROL")
+        invitee = memberships.do_invite_user(row(User, bob), room.id, "CAROL")
         assert invitee.id == carol.id
         assert count(Membership, room_id=room.id, user_id=carol.id) == 1
     assert sorted((event, to) for event, _, to in emitted) == [
@@ -301,13 +303,13 @@ def test_invite_to_private_room_owner_only(app, make_user, make_room, emitted):
     room = make_room(alice, "secret", members=[bob], is_private=True)
     emitted.clear()
     with app.app_context():
-        error = refuse("forbidden", rooms.do_invite_user, row(User, bob), room.id, "carol")
+        error = refuse("forbidden", memberships.do_invite_user, row(User, bob), room.id, "carol")
         assert error.status == 403
-        refuse("not_found", rooms.do_invite_user, row(User, dave), room.id, "carol")
+        refuse("not_found", memberships.do_invite_user, row(User, dave), room.id, "carol")
         assert count(Membership, user_id=carol.id) == 0
     assert emitted == []
     with app.app_context():
-        rooms.do_invite_user(row(User, alice), room.id, "carol")
+        memberships.do_invite_user(row(User, alice), room.id, "carol")
         assert count(Membership, room_id=room.id, user_id=carol.id) == 1
 
 
@@ -316,7 +318,7 @@ def test_invite_to_public_room_needs_membership(app, make_user, make_room, emitt
     room = make_room(alice, "general")
     emitted.clear()
     with app.app_context():
-        refuse("not_member", rooms.do_invite_user, row(User, bob), room.id, "carol")
+        refuse("not_member", memberships.do_invite_user, row(User, bob), room.id, "carol")
         assert count(Membership, user_id=carol.id) == 0
     assert emitted == []
 
@@ -332,7 +334,7 @@ def test_invite_refusals(app, make_user, make_room, emitted, username, code):
     room = make_room(alice, "general", members=[bob])
     emitted.clear()
     with app.app_context():
-        error = refuse(code, rooms.do_invite_user, row(User, alice), room.id, username)
+        error = refuse(code, memberships.do_invite_user, row(User, alice), room.id, username)
         assert error.field == "username"
         assert count(Membership, room_id=room.id) == 2
     assert emitted == []
@@ -343,7 +345,7 @@ def test_leave_room(app, make_user, make_room, emitted):
     room = make_room(alice, "secret", members=[bob], is_private=True)
     emitted.clear()
     with app.app_context():
-        rooms.do_leave_room(row(User, bob), room.id)
+        memberships.do_leave_room(row(User, bob), room.id)
         assert count(Membership, room_id=room.id, user_id=bob.id) == 0
     by_name = {event: (data, to) for event, data, to in emitted}
     assert by_name["room_membership"] == (
@@ -354,8 +356,8 @@ def test_leave_room(app, make_user, make_room, emitted):
     emitted.clear()
     with app.app_context():
         # Gone from a private room, bob can no longer see it.
-        refuse("not_found", rooms.do_leave_room, row(User, bob), room.id)
-        refuse("not_found", rooms.do_join_room, row(User, bob), room.id)
+        refuse("not_found", memberships.do_leave_room, row(User, bob), room.id)
+        refuse("not_found", memberships.do_join_room, row(User, bob), room.id)
     assert emitted == []
 
 
@@ -363,10 +365,10 @@ def test_owner_leaving_hands_the_room_to_the_longest_standing_member(app, make_u
     alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
     room = make_room(alice, "secret", members=[bob, carol], is_private=True)
     with app.app_context():
-        rooms.do_leave_room(row(User, alice), room.id)
+        memberships.do_leave_room(row(User, alice), room.id)
         assert row(Room, room).owner_id == bob.id
         # The new owner can still invite people into the private room.
-        rooms.do_invite_user(row(User, bob), room.id, "alice")
+        memberships.do_invite_user(row(User, bob), room.id, "alice")
         assert count(Membership, room_id=room.id, user_id=alice.id) == 1
 
 
@@ -375,7 +377,7 @@ def test_leave_room_not_a_member(app, make_user, make_room, emitted):
     room = make_room(alice, "general")
     emitted.clear()
     with app.app_context():
-        refuse("not_member", rooms.do_leave_room, row(User, bob), room.id)
+        refuse("not_member", memberships.do_leave_room, row(User, bob), room.id)
     assert emitted == []
 
 
@@ -385,7 +387,7 @@ def test_rooms_for_user_hide_others_private_rooms(app, make_user, make_room):
     make_room(alice, "secret", is_private=True)
     mine = make_room(bob, "bobs-den", is_private=True)
     with app.app_context():
-        listed = rooms.get_rooms_for_user(row(User, bob))
+        listed = room_queries.get_rooms_for_user(row(User, bob))
         assert [r["name"] for r in listed] == ["bobs-den", "general"]
         assert [r["is_member"] for r in listed] == [True, False]
         assert listed[0]["id"] == mine.id and listed[0]["unread"] == 0
@@ -548,12 +550,12 @@ def test_mark_room_read(app, team, emitted):
     emitted.clear()
     with app.app_context():
         reader = row(User, bob)
-        assert rooms.room_view(db.session.get(Room, room.id), reader)["unread"] == 4
-        assert rooms.do_mark_room_read(reader, room.id, ids[1]) == ids[1]
-        assert rooms.room_view(db.session.get(Room, room.id), reader)["unread"] == 2
-        assert rooms.do_mark_room_read(reader, room.id, ids[0]) == ids[1]  # never backwards
-        assert rooms.do_mark_room_read(reader, room.id, ids[-1] + 999) == ids[-1]  # clamped
-        assert rooms.do_mark_room_read(reader, room.id) == ids[-1]
+        assert room_queries.room_view(db.session.get(Room, room.id), reader)["unread"] == 4
+        assert read_markers.do_mark_room_read(reader, room.id, ids[1]) == ids[1]
+        assert room_queries.room_view(db.session.get(Room, room.id), reader)["unread"] == 2
+        assert read_markers.do_mark_room_read(reader, room.id, ids[0]) == ids[1]  # never backwards
+        assert read_markers.do_mark_room_read(reader, room.id, ids[-1] + 999) == ids[-1]  # clamped
+        assert read_markers.do_mark_room_read(reader, room.id) == ids[-1]
     assert emitted == [
         ("room_read", {"room_id": room.id, "last_read_message_id": ids[1]}, f"user:{bob.id}"),
         ("room_read", {"room_id": room.id, "last_read_message_id": ids[-1]}, f"user:{bob.id}"),
@@ -565,8 +567,8 @@ def test_mark_room_read_without_new_messages(app, team, emitted):
     emitted.clear()
     with app.app_context():
         reader = row(User, team["bob"])
-        assert rooms.do_mark_room_read(reader, team["room"].id) == ids[-1]
-        assert rooms.do_mark_room_read(reader, team["room"].id) == ids[-1]
+        assert read_markers.do_mark_room_read(reader, team["room"].id) == ids[-1]
+        assert read_markers.do_mark_room_read(reader, team["room"].id) == ids[-1]
     assert len(emitted) == 1
 
 
@@ -574,8 +576,8 @@ def test_mark_room_read_needs_membership(app, team, make_room, emitted):
     secret = make_room(team["alice"], "secret", is_private=True)
     emitted.clear()
     with app.app_context():
-        refuse("not_member", rooms.do_mark_room_read, row(User, team["dave"]), team["room"].id)
-        refuse("not_found", rooms.do_mark_room_read, row(User, team["dave"]), secret.id)
+        refuse("not_member", read_markers.do_mark_room_read, row(User, team["dave"]), team["room"].id)
+        refuse("not_found", read_markers.do_mark_room_read, row(User, team["dave"]), secret.id)
     assert emitted == []
 
 
@@ -595,12 +597,12 @@ def test_notifications_list_and_unread(app, team):
     bob_ids = _notify(app, team, 3)
     with app.app_context():
         bob = row(User, team["bob"])
-        listed = notifications.get_notifications(bob)
+        listed = notification_queries.get_notifications(bob)
         assert [n.id for n in listed] == bob_ids[::-1]  # newest first
         assert all(n.user_id == bob.id and n.kind == "mention" for n in listed)
-        assert notifications.get_unread_count(bob) == 3
-        assert notifications.get_unread_count(row(User, team["alice"])) == 0
-        assert len(notifications.get_notifications(bob, limit=2)) == 2
+        assert notification_queries.get_unread_count(bob) == 3
+        assert notification_queries.get_unread_count(row(User, team["alice"])) == 0
+        assert len(notification_queries.get_notifications(bob, limit=2)) == 2
 
 
 def test_mark_notifications_read_by_ids(app, team, emitted):
@@ -614,9 +616,9 @@ def test_mark_notifications_read_by_ids(app, team, emitted):
         bob = row(User, team["bob"])
         # Carol's ids in bob's request are ignored.
         assert notifications.do_mark_notifications_read(bob, [bob_ids[0], *carol_ids]) == 1
-        assert notifications.get_unread_count(bob) == 2
-        assert notifications.get_unread_count(row(User, team["carol"])) == 3
-        assert [n.id for n in notifications.get_notifications(bob, unread_only=True)] == bob_ids[:0:-1]
+        assert notification_queries.get_unread_count(bob) == 2
+        assert notification_queries.get_unread_count(row(User, team["carol"])) == 3
+        assert [n.id for n in notification_queries.get_notifications(bob, unread_only=True)] == bob_ids[:0:-1]
         assert notifications.do_mark_notifications_read(bob, [bob_ids[0]]) == 0  # already read
     assert emitted == [
         ("notifications_read", {"ids": [bob_ids[0], *carol_ids], "unread": 2}, f"user:{team['bob'].id}")
@@ -629,9 +631,9 @@ def test_mark_all_notifications_read(app, team, emitted):
     with app.app_context():
         bob = row(User, team["bob"])
         assert notifications.do_mark_notifications_read(bob, all_=True) == 3
-        assert notifications.get_unread_count(bob) == 0
-        assert notifications.get_unread_count(row(User, team["carol"])) == 3
-        assert all(n.read_at is not None for n in notifications.get_notifications(bob))
+        assert notification_queries.get_unread_count(bob) == 0
+        assert notification_queries.get_unread_count(row(User, team["carol"])) == 3
+        assert all(n.read_at is not None for n in notification_queries.get_notifications(bob))
         assert notifications.do_mark_notifications_read(bob, all_=True) == 0
     assert emitted == [("notifications_read", {"ids": None, "unread": 0}, f"user:{team['bob'].id}")]
 
@@ -641,7 +643,7 @@ def test_mark_notifications_read_needs_ids_or_all(app, team, ids):
     _notify(app, team, 1)
     with app.app_context():
         refuse("invalid", notifications.do_mark_notifications_read, row(User, team["bob"]), ids)
-        assert notifications.get_unread_count(row(User, team["bob"])) == 1
+        assert notification_queries.get_unread_count(row(User, team["bob"])) == 1
 
 
 # --- Nothing leaves a failed action -------------------------------------------------------
@@ -654,8 +656,8 @@ def test_a_failed_action_leaves_no_pending_events(app, team, emitted):
         refuse("too_large", send, alice, room.id, "x" * 5000)
         refuse("not_member", send, dave, room.id, "hi")
         refuse("conflict", rooms.do_create_room, row(User, alice), "GENERAL")
-        refuse("conflict", rooms.do_invite_user, row(User, alice), room.id, "bob")
-        refuse("not_member", rooms.do_leave_room, row(User, dave), room.id)
+        refuse("conflict", memberships.do_invite_user, row(User, alice), room.id, "bob")
+        refuse("not_member", memberships.do_leave_room, row(User, dave), room.id)
         assert emitted == []
         users.do_set_admin(row(User, dave), True)
     assert emitted == []

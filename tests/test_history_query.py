@@ -49,9 +49,9 @@ def chat(app, team, make_user, make_room):
     room = team["room"]
     with app.app_context():
         owner = db.session.get(User, alice.id)
-        from app.actions import rooms
+        from app.actions import memberships
 
-        rooms.do_invite_user(owner, room.id, "zed")
+        memberships.do_invite_user(owner, room.id, "zed")
     other = make_room(alice, "other", members=[bob])
     bodies = [
         (alice, "@carol and @bob, look"),   # two mentions, in the order written

@@ -139,12 +139,12 @@ def test_edit_in_a_private_room_one_cannot_see_is_not_found(app, team, make_room
 
 
 def test_an_author_who_left_cannot_edit(app, team):
-    from app.actions import rooms
+    from app.actions import memberships
 
-    alice, bob, room = team["alice"], team["bob"], team["room"]
+    bob, room = team["bob"], team["room"]
     with app.app_context():
         sent = send(bob, room.id, "bye").data
-        rooms.do_leave_room(row(User, bob), room.id)
+        memberships.do_leave_room(row(User, bob), room.id)
         refuse("not_member", edit, bob, sent["id"], "changed my mind")
         refuse("not_member", delete, bob, sent["id"])
 

@@ -110,7 +110,7 @@ def test_migrated_database_serves_the_app(bare_app, fast_hashing):
 
 def test_data_survives_every_migration_down_and_up(bare_app, fast_hashing):
     """SQLite rebuilds tables to alter them: nothing pointing at a rebuilt table may be lost."""
-    from app.actions import messages, notifications, rooms, users
+    from app.actions import memberships, messages, notifications, rooms, users
     from app.models import Mention, Message, Membership, Notification
 
     def counts() -> dict:
@@ -122,7 +122,7 @@ def test_data_survives_every_migration_down_and_up(bare_app, fast_hashing):
         alice = users.do_register_user("alice", "long-enough-pw")
         bob = users.do_register_user("bob", "long-enough-pw")
         room = rooms.do_create_room(alice, "general")
-        rooms.do_invite_user(alice, room.id, "bob")
+        memberships.do_invite_user(alice, room.id, "bob")
         sent = messages.do_send_message(alice, room.id, "@bob have a look")
         notifications.do_create_mention_notifications(sent.message.id)
         before, bob_id = counts(), bob.id

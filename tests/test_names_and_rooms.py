@@ -18,6 +18,7 @@ from app.extensions import db
 from app.lib import validation
 from app.lib.errors import ChatError
 from app.models import Membership, Message, Room, User
+from app.queries import rooms as room_queries
 
 ROOM_ID_MAX = 2**31 - 1  # rooms.id is an INTEGER
 MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -58,7 +59,7 @@ def test_private_rooms_may_share_any_name(app, make_user, make_room):
     other_owner = make_room(alice, "general", is_private=True)
     assert len({public.id, same_as_public.id, again.id, other_owner.id}) == 4
     with app.app_context():
-        listed = rooms.get_rooms_for_user(row(User, bob))
+        listed = room_queries.get_rooms_for_user(row(User, bob))
         # Bob's two private rooms and the public one, each once; one name, so in id order.
         assert [r["id"] for r in listed] == sorted([public.id, same_as_public.id, again.id])
 

@@ -106,13 +106,13 @@ def test_the_sweep_leaves_day_old_mentions_alone(app, team, monkeypatch):
 
 
 def test_a_mention_of_someone_who_left_is_handled_without_a_notification(app, team, monkeypatch):
-    from app.actions import rooms
+    from app.actions import memberships
 
     _lose_the_task(monkeypatch)
     with app.app_context():
         alice = db.session.get(User, team["alice"].id)
         message_id = messages.do_send_message(alice, team["room"].id, "@bob bye").message.id
-        rooms.do_leave_room(db.session.get(User, team["bob"].id), team["room"].id)
+        memberships.do_leave_room(db.session.get(User, team["bob"].id), team["room"].id)
     _age(app, message_id, 30)
     with app.app_context():
         assert notifications.do_sweep_unhandled_mentions(min_age=10) == 1

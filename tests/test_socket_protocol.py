@@ -9,9 +9,10 @@ import logging
 
 import pytest
 
-from app.actions import rooms, users
+from app.actions import memberships, users
 from app.extensions import socketio
 from app.models import User
+from app.queries import rooms as room_queries
 from app.realtime import guard
 from app.security import security_header_values
 from tests.conftest import events_named
@@ -75,7 +76,7 @@ def test_after_a_disconnect_event_leaving_a_private_room_stops_its_messages(app,
     a, d = live(alice), live(dave)
     frame(d, '2["disconnect"]')
     with app.app_context():
-        rooms.do_leave_room(row(User, dave), secret.id)
+        memberships.do_leave_room(row(User, dave), secret.id)
     d.get_received()
     assert send(a, secret.id, "after dave left")["ok"] is True
     assert events_named(d, "message") == []
@@ -96,7 +97,7 @@ def test_a_connect_event_with_another_users_token_does_not_change_the_socket(app
 @pytest.mark.parametrize("name", sorted(guard.RESERVED_EVENTS))
 def test_every_reserved_name_gets_an_error_ack(app, team, live, monkeypatch, name):
     called = []
-    monkeypatch.setattr(rooms, "get_room_ids_for_user", lambda *a: called.append(a) or [])
+    monkeypatch.setattr(room_queries, "get_room_ids_for_user", lambda *a: called.append(a) or [])
     client = live(team["bob"])
     called.clear()
     ack = frame(client, f'27["{name}",{{"token":"x"}},{{"token":"y"}}]')
@@ -120,7 +121,7 @@ def test_a_connect_that_fails_unexpectedly_is_refused(app, team, token_for, monk
     def broken(*_args):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(rooms, "get_room_ids_for_user", broken)
+    monkeypatch.setattr(room_queries, "get_room_ids_for_user", broken)
     client = socketio.test_client(app, auth={"token": token})
     assert not client.is_connected() and sids_of(app, team["bob"]) == []
 

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import event as sa_event
 
 from app import create_app
-from app.actions import messages, rooms, users
+from app.actions import memberships, messages, rooms, users
 from app.config import TestConfig
 from app.extensions import db, socketio
 from app.models import Membership, Message, User
@@ -132,12 +132,12 @@ def test_invite_action_subscribes_the_invitees_sockets(app, team, make_room, liv
     secret = make_room(alice, "secret", is_private=True)
     tab = live(dave)
     with app.app_context():
-        rooms.do_invite_user(row(User, alice), secret.id, "dave")
+        memberships.do_invite_user(row(User, alice), secret.id, "dave")
     _send(app, alice, secret.id, "psst")
     assert [m["body"] for m in events_named(tab, "message")] == ["psst"]
 
     with app.app_context():
-        rooms.do_leave_room(row(User, dave), secret.id)
+        memberships.do_leave_room(row(User, dave), secret.id)
     _send(app, alice, secret.id, "after dave left")
     assert events_named(tab, "message") == []
 
@@ -383,7 +383,7 @@ def test_logged_out_sockets_leave_the_registry(app, team, login, live, bearer):
     assert sids_of(app, bob) == []
     # Back with a new socket, bob joins a room: that socket, and only it, is subscribed.
     with app.app_context():
-        rooms.do_leave_room(row(User, bob), room.id)
+        memberships.do_leave_room(row(User, bob), room.id)
     fresh = live(bob)
     assert len(sids_of(app, bob)) == 1
     assert app.test_client().post(f"/api/v1/rooms/{room.id}/members", json={}, headers=bearer(bob)).status_code == 200

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from app import events, tasks
-from app.actions import messages, notifications, rooms, users
+from app.actions import memberships, messages, notifications, users
 from app.extensions import db
 from app.models import Mention, Message, Notification, User
 
@@ -95,7 +95,7 @@ def test_task_skips_a_user_who_left_before_it_ran(app, team, emitted, held_tasks
     alice, bob, carol, room = (team[k] for k in ("alice", "bob", "carol", "room"))
     with app.app_context():
         message_id = messages.do_send_message(row(User, alice), room.id, "@bob @carol").message.id
-        rooms.do_leave_room(row(User, bob), room.id)
+        memberships.do_leave_room(row(User, bob), room.id)
     emitted.clear()
     assert tasks.notify_mentions(message_id) == 1
     assert notified(app, message_id) == [carol.id]

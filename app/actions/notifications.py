@@ -1,19 +1,19 @@
-"""Mention notifications: created by the background task, read by their user."""
+"""Mention notifications: created by the background task, marked read by their user (listing
+them: app.queries.notifications)."""
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
 
 from app import events
 from app.extensions import db
 from app.lib import serializers
 from app.lib.access import get_membership
 from app.lib.errors import ChatError
-from app.models import Mention, Message, Notification, Reaction, User
+from app.models import Mention, Message, Notification, User
 from app.models.base import utcnow
+from app.queries import notifications as notification_queries
 
 
 def do_create_mention_notifications(message_id: int) -> int:
@@ -80,29 +80,6 @@ def do_sweep_unhandled_mentions(min_age: float = 10.0, max_age: float = 86400.0,
     return len(message_ids)
 
 
-def get_notifications(user: User, *, unread_only: bool = False, limit: int = 50) -> list[Notification]:
-    """The user's newest notifications first."""
-    query = (
-        db.select(Notification).filter_by(user_id=user.id)
-        .options(
-            selectinload(Notification.message).selectinload(Message.author),
-            selectinload(Notification.message).selectinload(Message.mentions).selectinload(Mention.user),
-            selectinload(Notification.message).selectinload(Message.reactions).selectinload(Reaction.user),
-        )
-        .order_by(Notification.id.desc()).limit(limit)
-    )
-    if unread_only:
-        query = query.filter(Notification.read_at.is_(None))
-    return list(db.session.execute(query).scalars())
-
-
-def get_unread_count(user: User) -> int:
-    """How many unread notifications the user has."""
-    return db.session.execute(
-        db.select(func.count(Notification.id)).filter_by(user_id=user.id, read_at=None)
-    ).scalar_one()
-
-
 def do_mark_notifications_read(user: User, ids: list[int] | None = None, *, all_: bool = False) -> int:
     """Mark some or all of the user's notifications read; returns how many changed."""
     if not all_ and not ids:
@@ -114,7 +91,7 @@ def do_mark_notifications_read(user: User, ids: list[int] | None = None, *, all_
     if changed:
         # Other tabs of the same user update their bell.
         events.send_event_on_commit(
-            "notifications_read", {"ids": None if all_ else ids, "unread": get_unread_count(user)},
+            "notifications_read", {"ids": None if all_ else ids, "unread": notification_queries.get_unread_count(user)},
             to=events.user_channel(user.id),
         )
     db.session.commit()

@@ -5,15 +5,17 @@ from flask import current_app, request
 from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
 
-from app.actions import message_edit, messages, notifications, reactions, rooms, users
+from app.actions import memberships, message_edit, messages, notifications, reactions, read_markers, rooms, users
 from app.api import bp
 from app.extensions import csrf
 from app.lib import serializers, validation
 from app.lib.access import access_room
-from app.lib.errors import ChatError
 from app.lib.emoji import get_emoji_list
+from app.lib.errors import ChatError
 from app.queries import history
 from app.queries import messages as message_queries
+from app.queries import notifications as notification_queries
+from app.queries import rooms as room_queries
 from app.security import bearer_token, limiter, login_limit, registration_limit
 
 csrf.exempt(bp)
@@ -91,14 +93,14 @@ def revoke_token(token_id: int):
 def me():
     """The calling user."""
     return {**serializers.user_dict(current_user), "is_admin": current_user.is_admin,
-            "unread_notifications": notifications.get_unread_count(current_user)}
+            "unread_notifications": notification_queries.get_unread_count(current_user)}
 
 
 @bp.get("/rooms")
 @login_required
 def list_rooms():
     """The caller's rooms and every public room."""
-    return {"rooms": rooms.get_rooms_for_user(current_user)}
+    return {"rooms": room_queries.get_rooms_for_user(current_user)}
 
 
 @bp.post("/rooms")
@@ -112,14 +114,14 @@ def create_room():
         validation.get_str(data, "topic", required=False),
         validation.get_bool(data, "is_private", False),
     )
-    return rooms.room_view(room, current_user), 201
+    return room_queries.room_view(room, current_user), 201
 
 
 @bp.get("/rooms/heads")
 @login_required
 def room_heads():
     """{heads: {room_id: last_rev}} for the caller's rooms: a cheap check for missed changes."""
-    return {"heads": {str(k): v for k, v in rooms.get_room_heads(current_user).items()}}
+    return {"heads": {str(k): v for k, v in room_queries.get_room_heads(current_user).items()}}
 
 
 @bp.get("/rooms/<int:room_id>")
@@ -127,7 +129,7 @@ def room_heads():
 def get_room(room_id: int):
     """One room the caller may see."""
     room, _ = access_room(room_id, current_user)
-    return rooms.room_view(room, current_user)
+    return room_queries.room_view(room, current_user)
 
 
 @bp.get("/rooms/<int:room_id>/members")
@@ -137,7 +139,7 @@ def list_members(room_id: int):
     room, membership = access_room(room_id, current_user)
     if membership is None:
         raise ChatError("not_member", "Join the room first.")
-    return {"members": [serializers.user_dict(u) for u in rooms.get_members(room)]}
+    return {"members": [serializers.user_dict(u) for u in room_queries.get_members(room)]}
 
 
 @bp.post("/rooms/<int:room_id>/members")
@@ -147,9 +149,9 @@ def add_member(room_id: int):
     data = _json()
     username = validation.get_str(data, "username", required=False)
     if username is None:
-        room = rooms.do_join_room(current_user, room_id)
-        return rooms.room_view(room, current_user)
-    invitee = rooms.do_invite_user(current_user, room_id, username)
+        room = memberships.do_join_room(current_user, room_id)
+        return room_queries.room_view(room, current_user)
+    invitee = memberships.do_invite_user(current_user, room_id, username)
     return {"room_id": room_id, "user": serializers.user_dict(invitee)}, 201
 
 
@@ -157,7 +159,7 @@ def add_member(room_id: int):
 @login_required
 def leave_room(room_id: int):
     """Leave a room."""
-    rooms.do_leave_room(current_user, room_id)
+    memberships.do_leave_room(current_user, room_id)
     return "", 204
 
 
@@ -258,7 +260,7 @@ def mark_room_read(room_id: int):
     """Move the caller's read marker to {message_id} or the latest message."""
     data = _json() if request.get_data() else {}
     message_id = validation.get_int(data, "message_id", required=False)
-    return {"last_read_message_id": rooms.do_mark_room_read(current_user, room_id, message_id)}
+    return {"last_read_message_id": read_markers.do_mark_room_read(current_user, room_id, message_id)}
 
 
 @bp.get("/notifications")
@@ -266,10 +268,10 @@ def mark_room_read(room_id: int):
 def list_notifications():
     """The caller's notifications, newest first; ?unread=1 for unread only."""
     unread_only = request.args.get("unread") in {"1", "true"}
-    items = notifications.get_notifications(current_user, unread_only=unread_only)
+    items = notification_queries.get_notifications(current_user, unread_only=unread_only)
     return {
         "notifications": [serializers.notification_dict(n) for n in items],
-        "unread": notifications.get_unread_count(current_user),
+        "unread": notification_queries.get_unread_count(current_user),
     }
 
 
@@ -286,4 +288,4 @@ def mark_notifications_read():
     ):
         raise ChatError("invalid", "'ids' must be a list of at most 500 positive integers.", field="ids")
     changed = notifications.do_mark_notifications_read(current_user, ids, all_=all_)
-    return {"marked": changed, "unread": notifications.get_unread_count(current_user)}
+    return {"marked": changed, "unread": notification_queries.get_unread_count(current_user)}

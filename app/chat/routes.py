@@ -5,21 +5,23 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
-from app.actions import notifications, rooms
+from app.actions import memberships, notifications, rooms
 from app.chat import bp
 from app.chat.forms import CreateRoomForm, InviteForm
 from app.lib import serializers, validation
 from app.lib.access import access_room
 from app.lib.errors import ChatError
 from app.queries import history
+from app.queries import notifications as notification_queries
+from app.queries import rooms as room_queries
 
 
 def page_context() -> dict:
     """What every signed-in page shows: the sidebar rooms and the bell."""
     return {
         "me": {**serializers.user_dict(current_user), "is_admin": current_user.is_admin},
-        "sidebar_rooms": rooms.get_rooms_for_user(current_user),
-        "unread_notifications": notifications.get_unread_count(current_user),
+        "sidebar_rooms": room_queries.get_rooms_for_user(current_user),
+        "unread_notifications": notification_queries.get_unread_count(current_user),
         "action_form": FlaskForm(),
     }
 
@@ -69,10 +71,10 @@ def room(room_id: int):
                 around = None
         if around is None:
             page, has_more = history.get_messages(current_user, room_id)
-        members = [serializers.user_dict(u) for u in rooms.get_members(room_obj)]
+        members = [serializers.user_dict(u) for u in room_queries.get_members(room_obj)]
     return render_template(
         "chat/room.html",
-        room=rooms.room_view(room_obj, current_user),
+        room=room_queries.room_view(room_obj, current_user),
         messages=page,
         has_more=has_more,
         has_more_after=has_more_after,
@@ -97,7 +99,7 @@ def _room_form_action(room_id: int, action) -> object:
 @login_required
 def join_room(room_id: int):
     """Join a public room."""
-    return _room_form_action(room_id, lambda: rooms.do_join_room(current_user, room_id))
+    return _room_form_action(room_id, lambda: memberships.do_join_room(current_user, room_id))
 
 
 @bp.post("/rooms/<int:room_id>/invite")
@@ -109,7 +111,7 @@ def invite(room_id: int):
         flash("Give a username.", "error")
         return redirect(url_for("chat.room", room_id=room_id))
     try:
-        invitee = rooms.do_invite_user(current_user, room_id, form.username.data.strip())
+        invitee = memberships.do_invite_user(current_user, room_id, form.username.data.strip())
     except ChatError as exc:
         flash(exc.message, "error")
     else:
@@ -123,7 +125,7 @@ def leave_room(room_id: int):
     """Leave a room and go back to the lobby."""
     if FlaskForm().validate_on_submit():
         try:
-            rooms.do_leave_room(current_user, room_id)
+            memberships.do_leave_room(current_user, room_id)
         except ChatError as exc:
             flash(exc.message, "error")
             return redirect(url_for("chat.room", room_id=room_id))
@@ -134,7 +136,7 @@ def leave_room(room_id: int):
 @login_required
 def notifications_page():
     """Every recent notification, newest first, each linking to its message."""
-    items = notifications.get_notifications(current_user, limit=100)
+    items = notification_queries.get_notifications(current_user, limit=100)
     return render_template(
         "chat/notifications.html",
         notifications=[serializers.notification_dict(n) for n in items],

@@ -9,12 +9,13 @@ from flask_login import current_user, login_user
 from flask_socketio import ConnectionRefusedError, disconnect, join_room
 
 from app import events, ratelimit
-from app.actions import message_edit, messages, reactions, rooms, users
+from app.actions import message_edit, messages, reactions, read_markers, users
 from app.extensions import db, socketio
 from app.lib import validation
 from app.lib.errors import ChatError
-from app.realtime import guard, identity
 from app.ops import metrics
+from app.queries import rooms as room_queries
+from app.realtime import guard, identity
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def on_connect(auth=None):
         raise ConnectionRefusedError("Log in first.", {"code": "unauthorized"})
     identity.remember(user)
     join_room(events.user_channel(user.id))
-    for room_id in rooms.get_room_ids_for_user(user.id):
+    for room_id in room_queries.get_room_ids_for_user(user.id):
         join_room(events.room_channel(room_id))
     _registry().add(user.id, request.sid)
     metrics.connected_sockets.inc()
@@ -128,7 +129,7 @@ def on_react(data: dict) -> dict:
 @socket_action
 def on_read(data: dict) -> dict:
     """client -> read {room_id, message_id?}; ack {ok, last_read_message_id}."""
-    last = rooms.do_mark_room_read(
+    last = read_markers.do_mark_room_read(
         current_user, validation.get_int(data, "room_id"), validation.get_int(data, "message_id", required=False)
     )
     return {"last_read_message_id": last}
