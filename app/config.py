@@ -139,7 +139,11 @@ class Config:
                                                             "10 per 15 minutes")
     LOGIN_FAILURES_PER_ACCOUNT = os.environ.get("LOGIN_FAILURES_PER_ACCOUNT", "100 per 15 minutes")
     LOGIN_FAILURES_PER_ADDRESS = os.environ.get("LOGIN_FAILURES_PER_ADDRESS", "50 per 15 minutes")
-    SOCKET_EVENT_LIMITS = {"send": os.environ.get("SOCKET_SEND_LIMIT", "30 per 10 seconds")}
+    # Per user and event; toggling a reaction in a loop is a broadcast to the room each time.
+    SOCKET_EVENT_LIMITS = {
+        "send": os.environ.get("SOCKET_SEND_LIMIT", "30 per 10 seconds"),
+        "react": os.environ.get("SOCKET_REACT_LIMIT", "30 per 10 seconds"),
+    }
     SOCKET_DEFAULT_LIMIT = os.environ.get("SOCKET_DEFAULT_LIMIT", "120 per minute")
 
     @classmethod

@@ -120,7 +120,7 @@ def limited_app(tmp_path):
         "REGISTER_RATE_LIMIT": "2 per 2 seconds",
         "LOGIN_FAILURES_PER_ACCOUNT": "3 per 2 seconds",
         "LOGIN_FAILURES_PER_ADDRESS": "100 per 2 seconds",
-        "SOCKET_EVENT_LIMITS": {"send": "3 per 2 seconds"},
+        "SOCKET_EVENT_LIMITS": {"send": "3 per 2 seconds", "react": "4 per 2 seconds"},
         "SOCKET_DEFAULT_LIMIT": "100 per 2 seconds",
     })
     app = create_app(config)
@@ -150,6 +150,27 @@ def test_socket_send_limit_holds_and_resets(limited_app):
     _wait_for_window()
     again = client.emit("send", {"room_id": room_id, "body": "later", "client_id": "c9"}, callback=True)
     assert again["ok"] is True
+    client.disconnect()
+
+
+def test_toggling_a_reaction_in_a_loop_is_rate_limited(limited_app):
+    from tests.factories import UserFactory
+    from app.actions import messages, rooms, users
+    from app.models import Reaction
+
+    with limited_app.app_context():
+        alice = UserFactory(username="alice")
+        room = rooms.do_create_room(alice, "general")
+        message_id = messages.do_send_message(alice, room.id, "react to me").message.id
+        token = users.do_create_api_token(alice)
+    client = socketio.test_client(limited_app, auth={"token": token})
+    acks = [client.emit("react", {"message_id": message_id, "emoji": "👍", "on": i % 2 == 0}, callback=True)
+            for i in range(6)]
+    assert [a["ok"] for a in acks] == [True, True, True, True, False, False]
+    assert acks[4]["error"]["code"] == "rate_limited"
+    with limited_app.app_context():  # the four accepted toggles ended with no reaction, as the acks said
+        assert db.session.execute(db.select(db.func.count()).select_from(Reaction)).scalar() == 0
+        assert acks[3]["message"]["reactions"] == []
     client.disconnect()
 
 
