@@ -985,6 +985,12 @@ MIXED_SETUPS = {
 }
 
 
+def mix_text(mix: dict) -> str:
+    """The mix as sends/edits/reactions in percent, e.g. 70/20/10."""
+    total = sum(mix.values()) or 1
+    return "/".join(f"{100 * mix.get(k, 0) / total:g}" for k in ("send", "edit", "react"))
+
+
 def room_revs(reference) -> dict[int, int]:
     """Each room's latest rev, read from the database."""
     return reference.heads()
@@ -1000,7 +1006,8 @@ async def scenario_mixed(ctx: Ctx) -> dict:
     for name in a.mixed_setups:
         db, processes, redis = MIXED_SETUPS[name]
         log(f"mixed ({name}: {processes} process(es), {db}{', Redis' if redis else ''}): "
-            f"{a.mix} at {','.join(f'{r:g}' for r in a.mixed_rates)} ops/s for {a.tail_seconds:.0f} s")
+            f"sends/edits/reactions {mix_text(a.mix)} at {','.join(f'{r:g}' for r in a.mixed_rates)} ops/s "
+            f"for {a.tail_seconds:.0f} s")
         backend = Backend(db, ctx.tmp, redis=redis)
         backend.create()
         running, gens, rows = [], [], []
@@ -1121,7 +1128,7 @@ def estimate_plan(ctx: Ctx) -> list[dict]:
                          "likely_s": t, "most_s": t * 1.3})
         elif name == "mixed":
             each = COST["pair_setup"] + 8 + len(a.mixed_rates) * (window + COST["window"] + 10)
-            plan.append({"scenario": name, "what": f"{a.mix} at {','.join(f'{r:g}' for r in a.mixed_rates)} ops/s "
+            plan.append({"scenario": name, "what": f"{mix_text(a.mix)} at {','.join(f'{r:g}' for r in a.mixed_rates)} ops/s "
                                                    f"x {window:g} s on {', '.join(a.mixed_setups)}",
                          "likely_s": each * len(a.mixed_setups), "most_s": each * len(a.mixed_setups) * 1.3})
     return plan
