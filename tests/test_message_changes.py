@@ -274,28 +274,111 @@ def test_distinct_reactions_are_capped(app, team):
         assert count(Reaction, message_id=sent["id"]) == 6
 
 
-def test_a_rolled_back_change_leaves_no_hole(app, team, emitted):
-    """A change found unnecessary under the lock gives its number back."""
+def _concurrently_first(app, monkeypatch, change):
+    """Make `change` commit from another session right before this one takes the room's lock
+    (after it read the message), once: a concurrent change that got there first."""
+    import threading
+
+    from app.actions import timeline
+
+    original, done = timeline.take_rev, []
+
+    def take_rev(room_id):
+        if not done:
+            done.append(True)
+
+            def other():
+                with app.app_context():
+                    change()
+
+            thread = threading.Thread(target=other)
+            thread.start()
+            thread.join(10)
+        return original(room_id)
+
+    monkeypatch.setattr(timeline, "take_rev", take_rev)
+    return done
+
+
+def test_a_change_that_lost_a_race_reads_again_and_leaves_no_hole(app, team, monkeypatch):
+    """The same reaction made concurrently: the loser finds the message changed under the
+    lock, gives its number back, reads again and sees there is nothing left to do."""
     alice, bob, room = team["alice"], team["bob"], team["room"]
     with app.app_context():
         sent = send(alice, room.id, "x").data
-        react(bob, sent["id"], "👍")
-        # Simulate a concurrent duplicate: the check before the lock sees no reaction, the
-        # one under the lock does.
-        original = reactions._unchanged
-        calls = []
-
-        def stale_then_real(*args):
-            calls.append(1)
-            return False if len(calls) == 1 else original(*args)
-
-        reactions._unchanged = stale_then_real
-        try:
-            assert react(bob, sent["id"], "👍")["rev"] == 2
-        finally:
-            reactions._unchanged = original
-        assert len(calls) == 2 and head(room) == 2
+    raced = _concurrently_first(app, monkeypatch, lambda: react(bob, sent["id"], "👍"))
+    with app.app_context():
+        mine = react(bob, sent["id"], "👍")
+        assert raced and mine["rev"] == 2 and mine["reactions"] == [
+            {"emoji": "👍", "count": 1, "users": ["bob"], "me": True}]
+        assert head(room) == 2 and count(Reaction) == 1
         assert send(alice, room.id, "next").data["rev"] == 3
+
+
+def test_an_edit_that_lost_a_race_keeps_both_texts(app, team, monkeypatch, emitted):
+    alice, room = team["alice"], team["room"]
+    with app.app_context():
+        sent = send(alice, room.id, "v0").data
+    _concurrently_first(app, monkeypatch, lambda: edit(alice, sent["id"], "v1 from the other tab"))
+    with app.app_context():
+        mine = edit(alice, sent["id"], "v2")
+        assert mine["body"] == "v2" and mine["rev"] == 3 and head(room) == 3
+        stored = db.session.get(Message, sent["id"])
+        assert [e.previous_body for e in stored.edits] == ["v0", "v1 from the other tab"]
+    assert [u["rev"] for u in updates(emitted)] == [2, 3]
+
+
+def test_a_change_racing_a_delete_is_gone(app, team, monkeypatch):
+    alice, bob, room = team["alice"], team["bob"], team["room"]
+    with app.app_context():
+        sent = send(alice, room.id, "short-lived").data
+    _concurrently_first(app, monkeypatch, lambda: delete(alice, sent["id"]))
+    with app.app_context():
+        refuse("gone", react, bob, sent["id"], "👍")
+        assert head(room) == 2 and count(Reaction) == 0
+
+
+def test_a_change_holds_the_room_lock_for_its_own_writes_only(app, team):
+    """Between taking the room's number and committing, a change runs only the statements
+    that write it: nothing is read while every change of the room waits."""
+    from sqlalchemy import event as sa_event
+
+    alice, bob, carol, room = team["alice"], team["bob"], team["carol"], team["room"]
+    with app.app_context():
+        sent = send(alice, room.id, "hello @bob").data
+        react(carol, sent["id"], "👀")
+        edit(alice, sent["id"], "hello @bob")  # warm-up: nothing to change
+        statements = []
+
+        def record(conn, cursor, statement, parameters, context, executemany):
+            words = statement.split()
+            verb = words[0].upper()
+            # "UPDATE t", "INSERT INTO t", "DELETE FROM t"; a read is a read, whatever it reads.
+            statements.append(f"{verb} {words[1] if verb == 'UPDATE' else words[2]}" if verb != "SELECT" else verb)
+
+        def committed(conn):
+            statements.append("COMMIT")
+
+        def under_lock():
+            first = statements.index("UPDATE rooms")
+            return statements[first:statements.index("COMMIT", first)]
+
+        sa_event.listen(db.engine, "before_cursor_execute", record)
+        sa_event.listen(db.engine, "commit", committed)
+        try:
+            react(bob, sent["id"], "👍")
+            assert under_lock() == ["UPDATE rooms", "UPDATE messages", "INSERT reactions"], statements
+            statements.clear()
+            edit(alice, sent["id"], "hello @carol")
+            assert under_lock() == ["UPDATE rooms", "UPDATE messages", "INSERT message_edits", "DELETE mentions",
+                                    "INSERT mentions"], statements
+            statements.clear()
+            delete(alice, sent["id"])
+            assert under_lock() == ["UPDATE rooms", "UPDATE messages", "DELETE mentions", "DELETE reactions",
+                                    "DELETE message_edits"], statements
+        finally:
+            sa_event.remove(db.engine, "before_cursor_execute", record)
+            sa_event.remove(db.engine, "commit", committed)
 
 
 def test_since_returns_every_change_in_rev_order(app, team):

@@ -6,15 +6,17 @@ from datetime import timedelta
 from flask import current_app
 
 from app import events
+from app.actions import timeline
 from app.actions.messages import check_message_body, resolve_mentions
-from app.actions.timeline import take_rev
 from app.extensions import db
 from app.lib import serializers
 from app.lib.access import access_message
 from app.lib.errors import ChatError
 from app.lib.render import parse_message, render_parsed
-from app.models import Mention, Message, MessageEdit, User
+from app.models import Mention, Message, MessageEdit, Reaction, User
 from app.models.base import utcnow
+
+_edits, _mentions, _reactions = MessageEdit.__table__, Mention.__table__, Reaction.__table__
 
 
 def check_not_deleted(message: Message) -> None:
@@ -48,42 +50,49 @@ def do_edit_message(user: User, message_id: int, body: str) -> dict:
     A newly mentioned member is notified (once per member and message, ever: the
     notification's key); a mention taken out notifies nobody and un-notifies nobody.
     Editing to the same text changes nothing. Concurrent edits both land, in the order they
-    took the room's lock: the later one's previous text is the earlier one's.
+    take the room's lock: the later one, finding the message changed, reads it again, so its
+    previous text is the earlier one's.
     """
     from app import tasks  # tasks import actions
 
-    message, body = check_edit_message(user, message_id, body)
-    if body == message.body:
-        return serializers.message_dict(message, viewer_id=user.id)
-    parsed = parse_message(body)
-    mentioned = resolve_mentions(message.room_id, parsed.mentions, exclude_user_id=message.author_id)
-    html = render_parsed(parsed, {u.username_key: u.username for u in mentioned})
-    rev = take_rev(message.room_id)
-    db.session.refresh(message)  # as it is now, under the room's lock
-    if message.is_deleted or message.body == body:
-        db.session.rollback()  # the number goes back: a delete or the same edit came first
-        check_not_deleted(message)
-        return serializers.message_dict(message, viewer_id=user.id)
-    now = utcnow()
-    db.session.add(MessageEdit(message_id=message.id, editor_id=user.id, previous_body=message.body,
-                               previous_html=message.html, edited_at=now))
-    message.body, message.html, message.edited_at, message.rev = body, html, now, rev
-    kept = {u.id for u in mentioned}
-    had = set()
-    for mention in list(message.mentions):
-        if mention.user_id in kept:
-            had.add(mention.user_id)
-        else:
-            message.mentions.remove(mention)
-    added = [u for u in mentioned if u.id not in had]
-    message.mentions.extend(Mention(user_id=u.id, user=u) for u in added)
-    db.session.flush()
-    _broadcast(message, {"kind": "edit", "by": serializers.user_dict(user)})
-    if added:
-        events.enqueue_on_commit(tasks.notify_mentions, message.id)
-    mine = serializers.message_dict(message, viewer_id=user.id)
-    db.session.commit()
-    return mine
+    for _attempt in range(timeline.ATTEMPTS):
+        message, body = check_edit_message(user, message_id, body)
+        if body == message.body:
+            return serializers.message_dict(message, viewer_id=user.id)
+        parsed = parse_message(body)
+        mentioned = resolve_mentions(message.room_id, parsed.mentions, exclude_user_id=message.author_id)
+        html = render_parsed(parsed, {u.username_key: u.username for u in mentioned})
+        # The mentions as they will be: those kept, in their order, then the new ones.
+        new_ids = {u.id for u in mentioned}
+        had = {m.user_id: m.user.username for m in message.mentions}
+        removed = [user_id for user_id in had if user_id not in new_ids]
+        added = [u for u in mentioned if u.id not in had]
+        mentions = [name for user_id, name in had.items() if user_id in new_ids] + [u.username for u in added]
+        reactions = [(r.emoji, r.user_id, r.user.username) for r in message.reactions]
+        previous_body, previous_html, now = message.body, message.html, utcnow()
+        author = serializers.user_dict(message.author)  # read now, not while the room is locked
+        rev = timeline.change_message(message, body=body, html=html, edited_at=now)
+        if rev is None:
+            db.session.rollback()  # changed since it was read: read it again
+            continue
+        connection = db.session.connection()
+        connection.execute(_edits.insert().values(
+            message_id=message.id, editor_id=user.id, previous_body=previous_body, previous_html=previous_html,
+            edited_at=now))
+        if removed:
+            connection.execute(_mentions.delete().where(
+                _mentions.c.message_id == message.id, _mentions.c.user_id.in_(removed)))
+        if added:
+            connection.execute(_mentions.insert(), [{"message_id": message.id, "user_id": u.id} for u in added])
+            events.enqueue_on_commit(tasks.notify_mentions, message.id)
+        state = dict(rev=rev, reactions=reactions, mentions=mentions, author=author, body=body, html=html,
+                     edited_at=now)
+        _broadcast(serializers.changed_message_dict(message, **state),
+                   {"kind": "edit", "by": serializers.user_dict(user)})
+        mine = serializers.changed_message_dict(message, viewer_id=user.id, **state)
+        db.session.commit()
+        return mine
+    raise timeline.raced()
 
 
 def do_delete_message(user: User, message_id: int) -> dict:
@@ -92,34 +101,33 @@ def do_delete_message(user: User, message_id: int) -> dict:
     The author may (within the edit window), as may the room's owner and administrators at
     any time. Deleting a deleted message changes nothing and answers its tombstone.
     """
-    message, room, membership = access_message(message_id, user, as_member=not user.is_admin)
-    if message.is_deleted:
-        return serializers.message_dict(message)
-    moderator = user.is_admin or (membership is not None and room.owner_id == user.id)
-    if message.author_id != user.id and not moderator:
-        raise ChatError("forbidden", "Only its author or a moderator can delete a message.")
-    if not moderator:
-        _check_window(message, "deleted")
-    rev = take_rev(message.room_id)
-    db.session.refresh(message)
-    if message.is_deleted:
-        db.session.rollback()
-        return serializers.message_dict(message)
-    message.body = message.html = ""
-    message.edited_at = None
-    message.deleted_at, message.deleted_by_id, message.rev = utcnow(), user.id, rev
-    message.mentions.clear()
-    message.reactions.clear()
-    message.edits.clear()
-    db.session.flush()
-    tombstone = _broadcast(message, {"kind": "delete", "by": serializers.user_dict(user)})
-    db.session.commit()
-    return tombstone
+    for _attempt in range(timeline.ATTEMPTS):
+        message, room, membership = access_message(message_id, user, as_member=not user.is_admin)
+        if message.is_deleted:
+            return serializers.message_dict(message)
+        moderator = user.is_admin or (membership is not None and room.owner_id == user.id)
+        if message.author_id != user.id and not moderator:
+            raise ChatError("forbidden", "Only its author or a moderator can delete a message.")
+        if not moderator:
+            _check_window(message, "deleted")
+        author, now = serializers.user_dict(message.author), utcnow()
+        rev = timeline.change_message(message, body="", html="", edited_at=None, deleted_at=now,
+                                      deleted_by_id=user.id)
+        if rev is None:
+            db.session.rollback()
+            continue
+        connection = db.session.connection()
+        for table in (_mentions, _reactions, _edits):
+            connection.execute(table.delete().where(table.c.message_id == message.id))
+        tombstone = serializers.tombstone_fields(message.id, message.room_id, message.seq, rev, author,
+                                                 message.created_at, now)
+        _broadcast(tombstone, {"kind": "delete", "by": serializers.user_dict(user)})
+        db.session.commit()
+        return tombstone
+    raise timeline.raced()
 
 
-def _broadcast(message: Message, change: dict) -> dict:
-    """Send the message's new state to its room after commit (`message_updated`); returns the state."""
-    state = serializers.message_dict(message)
+def _broadcast(state: dict, change: dict) -> None:
+    """Send a message's new state to its room after commit (`message_updated`)."""
     events.send_event_on_commit("message_updated", {**state, "change": change},
-                                to=events.room_channel(message.room_id))
-    return state
+                                to=events.room_channel(state["room_id"]))

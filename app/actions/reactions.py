@@ -4,14 +4,17 @@ from __future__ import annotations
 from flask import current_app
 
 from app import events
+from app.actions import timeline
 from app.actions.message_edit import check_not_deleted
-from app.actions.timeline import take_rev
 from app.extensions import db
 from app.lib import serializers
 from app.lib.access import access_message
 from app.lib.emoji import check_emoji
 from app.lib.errors import ChatError
 from app.models import Message, Reaction, User
+from app.models.base import utcnow
+
+_reactions = Reaction.__table__
 
 
 def check_react(user: User, message_id: int, emoji: str) -> tuple[Message, str]:
@@ -29,41 +32,35 @@ def do_react(user: User, message_id: int, emoji: str, on: bool) -> dict:
     Adding a reaction the user already made, or taking back one they did not, changes
     nothing. A message carries at most MAX_REACTIONS_PER_MESSAGE distinct emoji.
     """
-    message, emoji = check_react(user, message_id, emoji)
-    if _unchanged(message, user, emoji, on):
-        return serializers.message_dict(message, viewer_id=user.id)
-    rev = take_rev(message.room_id)
-    db.session.refresh(message)  # as it is now, under the room's lock
-    db.session.expire(message, ["reactions"])
-    if message.is_deleted or _unchanged(message, user, emoji, on):
-        db.session.rollback()  # the number goes back; a concurrent change got there first
-        check_not_deleted(message)
-        return serializers.message_dict(message, viewer_id=user.id)
-    if on:
-        message.reactions.append(Reaction(user_id=user.id, user=user, emoji=emoji))
-    else:
-        for reaction in message.reactions:
-            if reaction.user_id == user.id and reaction.emoji == emoji:
-                message.reactions.remove(reaction)
-                break
-    message.rev = rev
-    db.session.flush()
-    state = serializers.message_dict(message)
-    change = {"kind": "reaction", "emoji": emoji, "by": serializers.user_dict(user), "on": on}
-    events.send_event_on_commit("message_updated", {**state, "change": change},
-                                to=events.room_channel(message.room_id))
-    mine = serializers.message_dict(message, viewer_id=user.id)
-    db.session.commit()
-    return mine
-
-
-def _unchanged(message: Message, user: User, emoji: str, on: bool) -> bool:
-    """Whether the reaction is already as asked; ChatError if adding it would pass the cap."""
-    emojis = {r.emoji for r in message.reactions}
-    made = any(r.user_id == user.id and r.emoji == emoji for r in message.reactions)
-    if made == on:
-        return True
-    limit = current_app.config["MAX_REACTIONS_PER_MESSAGE"]
-    if on and emoji not in emojis and len(emojis) >= limit:
-        raise ChatError("too_many", f"A message can carry at most {limit} different reactions.")
-    return False
+    for _attempt in range(timeline.ATTEMPTS):
+        message, emoji = check_react(user, message_id, emoji)
+        rows = [(r.emoji, r.user_id, r.user.username) for r in message.reactions]
+        made = any(e == emoji and user_id == user.id for e, user_id, _ in rows)
+        if made == on:
+            return serializers.message_dict(message, viewer_id=user.id)
+        limit = current_app.config["MAX_REACTIONS_PER_MESSAGE"]
+        if on and emoji not in {e for e, _, _ in rows} and len({e for e, _, _ in rows}) >= limit:
+            raise ChatError("too_many", f"A message can carry at most {limit} different reactions.")
+        # Everything the new state needs is read now, not while the room is locked.
+        mentions, author = [m.user.username for m in message.mentions], serializers.user_dict(message.author)
+        rev = timeline.change_message(message)
+        if rev is None:
+            db.session.rollback()  # changed since it was read: read it again
+            continue
+        if on:
+            db.session.execute(_reactions.insert().values(
+                message_id=message.id, user_id=user.id, emoji=emoji, created_at=utcnow()))
+            rows.append((emoji, user.id, user.username))
+        else:
+            db.session.execute(_reactions.delete().where(
+                _reactions.c.message_id == message.id, _reactions.c.user_id == user.id, _reactions.c.emoji == emoji))
+            rows = [row for row in rows if not (row[0] == emoji and row[1] == user.id)]
+        state = serializers.changed_message_dict(message, rev=rev, reactions=rows, mentions=mentions, author=author)
+        change = {"kind": "reaction", "emoji": emoji, "by": serializers.user_dict(user), "on": on}
+        events.send_event_on_commit("message_updated", {**state, "change": change},
+                                    to=events.room_channel(message.room_id))
+        mine = serializers.changed_message_dict(message, rev=rev, reactions=rows, mentions=mentions, author=author,
+                                               viewer_id=user.id)
+        db.session.commit()
+        return mine
+    raise timeline.raced()

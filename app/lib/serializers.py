@@ -81,6 +81,27 @@ def message_dict(message: Message, *, viewer_id: int | None = None) -> dict:
     )
 
 
+def changed_message_dict(
+    message: Message, *, rev: int, reactions: list[tuple[str, int, str]] | None = None,
+    mentions: list[str] | None = None, author: dict | None = None, viewer_id: int | None = None, **columns,
+) -> dict:
+    """`message_dict` of a message as a change will leave it, from the message as read before
+    the change: its `rev`, and any new `body`, `html`, `edited_at` (columns), `mentions`
+    (usernames) or `reactions` ((emoji, user_id, username) rows in the order made). Given
+    `mentions`, `reactions` and `author` (a `user_dict`), it reads nothing: a change builds
+    its state this way while it holds the room's lock."""
+    if reactions is None:
+        reactions = [(r.emoji, r.user_id, r.user.username) for r in message.reactions]
+    if mentions is None:
+        mentions = [m.user.username for m in message.mentions]
+    return message_fields(
+        message.id, message.room_id, message.seq, rev, author or user_dict(message.author),
+        columns.get("body", message.body),
+        columns.get("html", message.html), message.created_at, columns.get("edited_at", message.edited_at),
+        mentions, message.client_id, reaction_summaries(reactions, viewer_id=viewer_id),
+    )
+
+
 def message_fields(
     message_id: int, room_id: int, seq: int, rev: int, author: dict, body: str, html: str, created_at: datetime,
     edited_at: datetime | None, mentions: list[str], client_id: str | None, reactions: list[dict],

@@ -112,7 +112,10 @@ def test_the_same_reaction_at_once_is_one_reaction(app, team):
 # The change contract, on PostgreSQL (the same tests run on SQLite in tests/).
 from tests.test_message_changes import (  # noqa: E402,F401
     test_a_mention_added_by_an_edit_notifies_once_ever,
-    test_a_rolled_back_change_leaves_no_hole,
+    test_a_change_holds_the_room_lock_for_its_own_writes_only,
+    test_a_change_racing_a_delete_is_gone,
+    test_a_change_that_lost_a_race_reads_again_and_leaves_no_hole,
+    test_an_edit_that_lost_a_race_keeps_both_texts,
     test_delete_leaves_a_tombstone,
     test_distinct_reactions_are_capped,
     test_edit_keeps_history_and_rerenders,
