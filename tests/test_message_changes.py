@@ -462,10 +462,17 @@ def test_rest_edit_delete_react_and_history(app, team, bearer):
 
 
 def test_emoji_list_feeds_the_picker(app, team, bearer):
-    body = app.test_client().get("/api/v1/emoji", headers=bearer(team["alice"])).get_json()
-    thumbs = next(e for e in body["emoji"] if e["emoji"] == "👍")
-    assert ":thumbsup:" in thumbs["aliases"] and thumbs["name"]
-    assert len(body["emoji"]) > 1000
+    response = app.test_client().get("/api/v1/emoji", headers=bearer(team["alice"]))
+    thumbs = next(e for e in response.get_json()["emoji"] if e["emoji"] == "👍")
+    assert thumbs == {"emoji": "👍", "name": "thumbs up", "aliases": [":thumbsup:", ":+1:"]}
+    assert len(response.get_json()["emoji"]) > 1000
+    # Every name and alias is one the server takes back.
+    from app.lib.emoji import check_emoji
+    for entry in response.get_json()["emoji"][:300]:
+        for name in [f":{entry['name'].replace(' ', '_')}:", *entry["aliases"]]:
+            assert check_emoji(name) == entry["emoji"], name
+    # The same for everyone until an upgrade: cached a day, unlike every other API reply.
+    assert response.headers["Cache-Control"] == "private, max-age=86400"
 
 
 def test_socket_edit_delete_react(app, team, sock):

@@ -47,10 +47,10 @@ def get_emoji_list() -> list[dict]:
     for char, data in emoji_data.EMOJI_DATA.items():
         if data["status"] != _FULLY_QUALIFIED or len(char) > MAX_LENGTH:
             continue
-        names = [data["en"], *data.get("alias", [])]
         entries.append({
             "emoji": char,
+            # ":thumbs_up:" is accepted too; the name says it.
             "name": data["en"].strip(":").replace("_", " "),
-            "aliases": list(dict.fromkeys(names)),
+            "aliases": [alias for alias in dict.fromkeys(data.get("alias", [])) if alias != data["en"]],
         })
     return entries
