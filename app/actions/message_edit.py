@@ -68,7 +68,7 @@ def do_edit_message(user: User, message_id: int, body: str) -> dict:
         removed = [user_id for user_id in had if user_id not in new_ids]
         added = [u for u in mentioned if u.id not in had]
         mentions = [name for user_id, name in had.items() if user_id in new_ids] + [u.username for u in added]
-        reactions = [(r.emoji, r.user_id, r.user.username) for r in message.reactions]
+        reactions = serializers.reaction_rows(message)
         previous_body, previous_html, now = message.body, message.html, utcnow()
         author = serializers.user_dict(message.author)  # read now, not while the room is locked
         rev = timeline.change_message(message, body=body, html=html, edited_at=now)
@@ -87,8 +87,8 @@ def do_edit_message(user: User, message_id: int, body: str) -> dict:
             events.enqueue_on_commit(tasks.notify_mentions, message.id)
         state = dict(rev=rev, reactions=reactions, mentions=mentions, author=author, body=body, html=html,
                      edited_at=now)
-        _broadcast(serializers.changed_message_dict(message, **state),
-                   {"kind": "edit", "by": serializers.user_dict(user)})
+        timeline.send_change_on_commit(serializers.changed_message_dict(message, **state),
+                                       {"kind": "edit", "by": serializers.user_dict(user)})
         mine = serializers.changed_message_dict(message, viewer_id=user.id, **state)
         db.session.commit()
         return mine
@@ -121,13 +121,8 @@ def do_delete_message(user: User, message_id: int) -> dict:
             connection.execute(table.delete().where(table.c.message_id == message.id))
         tombstone = serializers.tombstone_fields(message.id, message.room_id, message.seq, rev, author,
                                                  message.created_at, now)
-        _broadcast(tombstone, {"kind": "delete", "by": serializers.user_dict(user)})
+        timeline.send_change_on_commit(tombstone, {"kind": "delete", "by": serializers.user_dict(user)})
         db.session.commit()
         return tombstone
     raise timeline.raced()
 
-
-def _broadcast(state: dict, change: dict) -> None:
-    """Send a message's new state to its room after commit (`message_updated`)."""
-    events.send_event_on_commit("message_updated", {**state, "change": change},
-                                to=events.room_channel(state["room_id"]))

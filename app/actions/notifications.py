@@ -90,9 +90,9 @@ def do_mark_notifications_read(user: User, ids: list[int] | None = None, *, all_
     changed = db.session.execute(query.values(read_at=utcnow())).rowcount
     if changed:
         # Other tabs of the same user update their bell.
+        unread = notification_queries.get_unread_count(user)
         events.send_event_on_commit(
-            "notifications_read", {"ids": None if all_ else ids, "unread": notification_queries.get_unread_count(user)},
-            to=events.user_channel(user.id),
+            "notifications_read", {"ids": None if all_ else ids, "unread": unread}, to=events.user_channel(user.id)
         )
     db.session.commit()
     return changed

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import current_app
 
-from app import events
 from app.actions import timeline
 from app.actions.message_edit import check_not_deleted
 from app.extensions import db
@@ -34,15 +33,15 @@ def do_react(user: User, message_id: int, emoji: str, on: bool) -> dict:
     """
     for _attempt in range(timeline.ATTEMPTS):
         message, emoji = check_react(user, message_id, emoji)
-        rows = [(r.emoji, r.user_id, r.user.username) for r in message.reactions]
+        rows = serializers.reaction_rows(message)
         made = any(e == emoji and user_id == user.id for e, user_id, _ in rows)
         if made == on:
             return serializers.message_dict(message, viewer_id=user.id)
-        limit = current_app.config["MAX_REACTIONS_PER_MESSAGE"]
-        if on and emoji not in {e for e, _, _ in rows} and len({e for e, _, _ in rows}) >= limit:
+        limit, used = current_app.config["MAX_REACTIONS_PER_MESSAGE"], {e for e, _, _ in rows}
+        if on and emoji not in used and len(used) >= limit:
             raise ChatError("too_many", f"A message can carry at most {limit} different reactions.")
         # Everything the new state needs is read now, not while the room is locked.
-        mentions, author = [m.user.username for m in message.mentions], serializers.user_dict(message.author)
+        mentions, author = serializers.mention_names(message), serializers.user_dict(message.author)
         rev = timeline.change_message(message)
         if rev is None:
             db.session.rollback()  # changed since it was read: read it again
@@ -57,8 +56,7 @@ def do_react(user: User, message_id: int, emoji: str, on: bool) -> dict:
             rows = [row for row in rows if not (row[0] == emoji and row[1] == user.id)]
         state = serializers.changed_message_dict(message, rev=rev, reactions=rows, mentions=mentions, author=author)
         change = {"kind": "reaction", "emoji": emoji, "by": serializers.user_dict(user), "on": on}
-        events.send_event_on_commit("message_updated", {**state, "change": change},
-                                    to=events.room_channel(message.room_id))
+        timeline.send_change_on_commit(state, change)
         mine = serializers.changed_message_dict(message, rev=rev, reactions=rows, mentions=mentions, author=author,
                                                viewer_id=user.id)
         db.session.commit()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from app import events
 from app.extensions import db
 from app.lib.errors import ChatError
 from app.models import Message
@@ -49,6 +50,13 @@ def change_message(message: Message, **values) -> int | None:
         .values(rev=rev, **values)
     ).rowcount
     return rev if changed == 1 else None
+
+
+def send_change_on_commit(state: dict, change: dict) -> None:
+    """Broadcast a message's state after a change to its room once committed (`message_updated`),
+    with `change` saying what happened."""
+    events.send_event_on_commit("message_updated", {**state, "change": change},
+                                to=events.room_channel(state["room_id"]))
 
 
 def raced() -> ChatError:

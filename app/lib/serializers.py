@@ -71,32 +71,30 @@ def message_dict(message: Message, *, viewer_id: int | None = None) -> dict:
     if message.deleted_at is not None:
         return tombstone_fields(message.id, message.room_id, message.seq, message.rev, author, message.created_at,
                                 message.deleted_at)
-    reactions = reaction_summaries(
-        [(r.emoji, r.user_id, r.user.username) for r in message.reactions], viewer_id=viewer_id
-    )
-    return message_fields(
-        message.id, message.room_id, message.seq, message.rev, author, message.body, message.html,
-        message.created_at, message.edited_at, [m.user.username for m in message.mentions], message.client_id,
-        reactions,
-    )
+    return changed_message_dict(message, rev=message.rev, reactions=reaction_rows(message),
+                                mentions=mention_names(message), author=author, viewer_id=viewer_id)
+
+
+def reaction_rows(message: Message) -> list[tuple[str, int, str]]:
+    """The message's reactions as (emoji, user_id, username), in the order they were made."""
+    return [(r.emoji, r.user_id, r.user.username) for r in message.reactions]
+
+
+def mention_names(message: Message) -> list[str]:
+    """The usernames the message mentions, in the order of its mentions."""
+    return [m.user.username for m in message.mentions]
 
 
 def changed_message_dict(
-    message: Message, *, rev: int, reactions: list[tuple[str, int, str]] | None = None,
-    mentions: list[str] | None = None, author: dict | None = None, viewer_id: int | None = None, **columns,
+    message: Message, *, rev: int, reactions: list[tuple[str, int, str]], mentions: list[str], author: dict,
+    viewer_id: int | None = None, **columns,
 ) -> dict:
     """`message_dict` of a message as a change will leave it, from the message as read before
-    the change: its `rev`, and any new `body`, `html`, `edited_at` (columns), `mentions`
-    (usernames) or `reactions` ((emoji, user_id, username) rows in the order made). Given
-    `mentions`, `reactions` and `author` (a `user_dict`), it reads nothing: a change builds
-    its state this way while it holds the room's lock."""
-    if reactions is None:
-        reactions = [(r.emoji, r.user_id, r.user.username) for r in message.reactions]
-    if mentions is None:
-        mentions = [m.user.username for m in message.mentions]
+    the change: its `rev`, its `reactions` (`reaction_rows`), `mentions` (usernames) and
+    `author` (a `user_dict`), and any new `body`, `html` or `edited_at` (columns). It reads
+    nothing, so a change builds its state this way while it holds the room's lock."""
     return message_fields(
-        message.id, message.room_id, message.seq, rev, author or user_dict(message.author),
-        columns.get("body", message.body),
+        message.id, message.room_id, message.seq, rev, author, columns.get("body", message.body),
         columns.get("html", message.html), message.created_at, columns.get("edited_at", message.edited_at),
         mentions, message.client_id, reaction_summaries(reactions, viewer_id=viewer_id),
     )
