@@ -8,7 +8,7 @@ import time
 
 from flask import Flask, jsonify, render_template, request
 
-from app.config import INSTANCE_DIR, Config, ProductionConfig
+from app.config import INSTANCE_DIR, base_config
 from app.extensions import csrf, db, login_manager, migrate
 from app.json_provider import OrjsonProvider
 from app.logs import configure_logging
@@ -26,7 +26,7 @@ def create_app(config: type | dict | None = None, *, worker: bool = False) -> Fl
         instance_path=str(INSTANCE_DIR),
     )
     app.json = OrjsonProvider(app)
-    base = ProductionConfig if os.environ.get("CHORUS_ENV") == "production" else Config
+    base = base_config()
     app.config.from_object(base)
     if isinstance(config, dict):
         app.config.update(config)

@@ -102,6 +102,8 @@ class Config:
     # A task a killed worker had taken goes back to the queue after this many seconds.
     CELERY_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "300"))
     CHORUS_ENV = os.environ.get("CHORUS_ENV", "development")
+    # Set when several processes share metrics (prometheus_client reads it itself too).
+    PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
     # How many reverse proxies (nginx) stand in front; their X-Forwarded-* headers are trusted.
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
 
@@ -190,3 +192,8 @@ class ProductionConfig(Config):
     CHORUS_ENV = "production"
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
+
+
+def base_config() -> type:
+    """The settings class the environment asks for: ProductionConfig under CHORUS_ENV=production."""
+    return ProductionConfig if os.environ.get("CHORUS_ENV") == "production" else Config

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import os
 
 from flask import Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -67,7 +66,7 @@ def metrics():
     refusal = _metrics_refusal()
     if refusal is not None:
         return refusal
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if current_app.config["PROMETHEUS_MULTIPROC_DIR"]:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         output = generate_latest(registry)
