@@ -22,8 +22,12 @@ def do_create_mention_notifications(message_id: int) -> int:
     Safe to run again for the same message: existing notifications are left alone.
     Returns how many were created.
     """
-    message = db.session.get(Message, message_id)
+    # The message's row is locked first, as every change of a message locks it (an edit or a
+    # delete updates it before touching its mentions): marking its mentions handled waits for
+    # such a change instead of locking mention rows in another order and deadlocking with it.
+    message = db.session.get(Message, message_id, with_for_update={"key_share": True}, populate_existing=True)
     if message is None or message.is_deleted:
+        db.session.rollback()  # let go of the lock
         return 0  # deleted before the task ran (a tombstone has no mentions left)
     existing = set(
         db.session.execute(

@@ -6,12 +6,14 @@ a hole in the revs, never lose an edit, and end with one consistent state.
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
 from app.extensions import db
 from app.lib.errors import ChatError
-from app.models import Message, MessageEdit, Reaction, Room
+from app.actions.notifications import do_create_mention_notifications
+from app.models import Mention, Message, MessageEdit, Notification, Reaction, Room
 from tests.integration.cluster import pg_app
 from tests.test_actions import send
 from tests.test_message_changes import delete, edit, react
@@ -96,6 +98,51 @@ def test_edit_racing_a_delete_ends_deleted_either_way(app, team):
         edits_landed = sum(1 for o in outcomes[::2] if isinstance(o, dict))
         assert db.session.get(Room, room.id).last_rev == 8 + 8 + edits_landed
         assert len(set(revs)) == 8
+
+
+def test_the_mention_task_waits_for_an_edit_of_its_message_instead_of_deadlocking(app, team):
+    """An edit locks its message, then removes mentions; the task marking the same mentions
+    handled must lock the message first too, or the two lock mention rows in opposite orders."""
+    alice, room = team["alice"], team["room"]
+    with app.app_context():
+        message_id = send(alice, room.id, "@bob @carol look").data["id"]
+        # As if the task had not run yet: its mentions unhandled, no notification made.
+        db.session.execute(db.update(Mention).filter_by(message_id=message_id).values(handled_at=None))
+        db.session.execute(db.delete(Notification).filter_by(message_id=message_id))
+        db.session.commit()
+        first, second = db.session.execute(
+            db.select(Mention.id).filter_by(message_id=message_id).order_by(Mention.id)).scalars()
+        engine = db.engine
+    edit = engine.connect()
+    # The edit's own order: its message's row, then the mentions it removes, last one first.
+    edit.execute(db.text("UPDATE messages SET edited_at = now() WHERE id = :id"), {"id": message_id})
+    edit.execute(db.text("DELETE FROM mentions WHERE id = :id"), {"id": second})
+    outcome = {}
+
+    def task():
+        with app.app_context():
+            try:
+                outcome["created"] = do_create_mention_notifications(message_id)
+            except Exception as exc:  # reported by the assertion below
+                outcome["error"] = repr(exc)
+
+    thread = threading.Thread(target=task)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not edit.execute(db.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock'")).scalar():
+            assert time.monotonic() < deadline and thread.is_alive(), outcome
+            time.sleep(0.02)
+        # The task now waits on the edit. Without the lock on the message it holds the first
+        # mention, and this delete would deadlock with it.
+        edit.execute(db.text("DELETE FROM mentions WHERE id = :id"), {"id": first})
+        edit.commit()
+    finally:
+        edit.close()
+        thread.join(30)
+    assert outcome == {"created": 0}  # the edit took both mentions away before the task read them
 
 
 def test_the_same_reaction_at_once_is_one_reaction(app, team):
