@@ -1,9 +1,9 @@
-"""Messages and the mentions they carry."""
+"""Messages, the mentions and reactions they carry, their edits, and who follows a thread."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -21,6 +21,12 @@ class Message(db.Model):
         # Catching up reads a room's changes by rev; each rev names one message's latest change.
         UniqueConstraint("room_id", "rev"),
         Index("ix_messages_room_id_id", "room_id", "id"),
+        # A thread's page: its replies by id.
+        Index("ix_messages_thread_root_id_id", "thread_root_id", "id"),
+        # The sweep finds replies whose followers the notification task never handled.
+        Index("ix_messages_unnotified_replies", "created_at",
+              postgresql_where=text("thread_root_id IS NOT NULL AND notified_at IS NULL"),
+              sqlite_where=text("thread_root_id IS NOT NULL AND notified_at IS NULL")),
         # Ids are the order of history and the resync cursor: SQLite must never reuse one.
         {"sqlite_autoincrement": True},
     )
@@ -42,6 +48,21 @@ class Message(db.Model):
     # history are gone, its place (id, seq) and author remain.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     deleted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    # Threads are one level deep: a reply names its root, never another reply. A reply is in
+    # its thread only, unless also_in_room puts it in the room's main timeline too.
+    thread_root_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), nullable=True)
+    also_in_room: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
+    # A quote-reply: the message this one answers (its quote is read with it).
+    quote_of_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), nullable=True)
+    # A root's thread summary, rewritten under the room's lock by every reply and every
+    # delete of a reply (app.actions.threads): replies not deleted, the newest one's time,
+    # and the usernames of the first THREAD_REPLIERS_SHOWN repliers. A tombstone keeps it.
+    reply_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    last_reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    thread_repliers: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    # When the notification task handled a reply's thread followers (null for a reply whose
+    # task is still due: the sweep finds those).
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     room = relationship("Room")
     author = relationship("User", foreign_keys=[author_id])
@@ -113,4 +134,29 @@ class Reaction(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
     message = relationship("Message", back_populates="reactions")
+    user = relationship("User")
+
+
+class ThreadFollow(db.Model):
+    """One user's relation to a thread: whether they follow it, and how far they have read it.
+
+    Replying, being the root's author or being mentioned in the thread makes a row that
+    follows; an explicit unfollow stays unless the user replies again.
+    """
+
+    __tablename__ = "thread_follows"
+    __table_args__ = (
+        UniqueConstraint("root_id", "user_id"),
+        Index("ix_thread_follows_user_id_following", "user_id", "following"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    root_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), nullable=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    following: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    # The id of the newest reply this user has read (0: none).
+    last_read_id: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    root = relationship("Message")
     user = relationship("User")
