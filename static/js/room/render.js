@@ -2,7 +2,8 @@
 
 import { $, $$, h, plural } from "../lib/dom.js";
 import { sanitizeHtml } from "../lib/sanitize.js";
-import { dayKey, dayLabel, formatFull, formatTime, parseDate } from "../lib/time.js";
+import { dayKey, dayLabel, formatFull, formatTime, formatWhen, parseDate } from "../lib/time.js";
+import { summaryOf, threadHref } from "./thread.js";
 import { reactedByMe } from "./timeline.js";
 
 const GROUP_GAP_MS = 5 * 60 * 1000;
@@ -117,15 +118,67 @@ export function buildReactions(reactions, me) {
     }));
 }
 
-/** The element for a stored message or its tombstone (m as app.lib.serializers makes them). */
-export function buildMessage(m, { me, room }) {
+/** A time shown with its date unless it is today (localizeTimes' data-format="datetime"). */
+function whenTime(iso) {
+  const date = parseDate(iso);
+  const time = h("time", { datetime: iso, text: date ? formatWhen(date) : "", dataset: { format: "datetime" } });
+  if (date) {
+    time.title = formatFull(date);
+    time.dataset.localized = "1";
+  }
+  return time;
+}
+
+/**
+ * Under a thread's root: "3 replies", the first repliers' initials and the last reply's
+ * time, linking to the thread. Nothing before the first reply, nor inside the thread itself.
+ */
+export function buildThreadSummary(m, inThread = 0) {
+  const summary = summaryOf(m.thread);
+  if (!summary || inThread) return null;
+  return h("a", { class: "thread-summary", href: threadHref(m.room_id, m.id), dataset: { threadRoot: m.id } },
+    h("span", { class: "thread-repliers", "aria-hidden": "true" },
+      ...summary.repliers.map((name) => h("span", {
+        class: "avatar avatar-xs", title: `@${name}`, text: String(name).slice(0, 1).toUpperCase(),
+      }))),
+    h("span", { class: "thread-count", text: summary.label }),
+    summary.lastReplyAt ? h("span", { class: "thread-last" }, "Last reply ", whenTime(summary.lastReplyAt)) : null);
+}
+
+/** In the main timeline, a reply sent there too links to its thread. */
+function threadLink(m, inThread) {
+  if (!m.thread_root_id || !m.also_in_room || inThread) return null;
+  return h("a", {
+    class: "msg-thread-link", href: threadHref(m.room_id, m.thread_root_id), dataset: { threadRoot: m.thread_root_id },
+  }, "replied to a thread");
+}
+
+/** A quote-reply's compact quote: the quoted message's author and first words, linking to it. */
+export function buildQuote(m) {
+  if (!m.quote_of) return null;
+  const quote = m.quote;
+  const gone = !quote || quote.deleted;
+  return h("a", {
+    class: gone ? "msg-quote msg-quote-deleted" : "msg-quote",
+    href: messageHref(m.room_id, m.quote_of),
+    dataset: { quoteId: m.quote_of },
+  },
+  quote && quote.author ? h("span", { class: "msg-quote-author", text: quote.author.display_name }) : null,
+  h("span", { class: "msg-quote-excerpt", text: gone ? "deleted message" : quote.excerpt || "" }));
+}
+
+/**
+ * The element for a stored message or its tombstone (m as app.lib.serializers makes them).
+ * inThread: the root id when drawn in that thread's panel (no summary, no link to itself).
+ */
+export function buildMessage(m, { me, room, inThread = 0 }) {
   const own = m.author.id === me.id;
   if (m.deleted) {
     return h(
       "li",
       {
         class: own ? "msg msg-own msg-deleted" : "msg msg-deleted",
-        id: `message-${m.id}`,
+        id: `${inThread ? "thread-" : ""}message-${m.id}`,
         dataset: { id: m.id, seq: m.seq, rev: m.rev, authorId: m.author.id, created: m.created_at, deleted: "1" },
       },
       avatar(m.author),
@@ -133,8 +186,10 @@ export function buildMessage(m, { me, room }) {
         h("div", { class: "msg-meta" },
           ...authorLine(m.author),
           own ? h("span", { class: "tag tag-you", text: "you" }) : null,
-          timeLink(messageHref(m.room_id, m.id), m.created_at)),
-        h("p", { class: "msg-tombstone", text: "This message was deleted" })),
+          timeLink(messageHref(m.room_id, m.id), m.created_at),
+          threadLink(m, inThread)),
+        h("p", { class: "msg-tombstone", text: "This message was deleted" }),
+        buildThreadSummary(m, inThread)),
     );
   }
   const mentionsMe = Array.isArray(m.mentions)
@@ -149,7 +204,7 @@ export function buildMessage(m, { me, room }) {
     "li",
     {
       class: classes.join(" "),
-      id: `message-${m.id}`,
+      id: `${inThread ? "thread-" : ""}message-${m.id}`,
       dataset: {
         id: m.id, seq: m.seq, rev: m.rev, authorId: m.author.id, created: m.created_at,
         clientId: m.client_id || undefined, edited: m.edited_at || undefined,
@@ -164,9 +219,13 @@ export function buildMessage(m, { me, room }) {
         timeLink(messageHref(m.room_id, m.id), m.created_at),
         m.edited_at
           ? h("button", { type: "button", class: "msg-edited", title: "Show the edit history", text: "(edited)" })
-          : null),
+          : null,
+        threadLink(m, inThread),
+        inThread && m.also_in_room ? h("span", { class: "tag tag-also", text: `also in #${room.name}` }) : null),
+      buildQuote(m),
       body,
-      buildReactions(m.reactions, me)),
+      buildReactions(m.reactions, me),
+      buildThreadSummary(m, inThread)),
     audience(room),
   );
 }
