@@ -31,7 +31,8 @@ export function createOutbox({
     entry.attempts += 1;
     entry.state = "sending";
     show(entry, "sending", "Sending…");
-    emit({ room_id: roomId, body: entry.body, client_id: entry.clientId }, timeoutMs, (err, ack) => {
+    // A thread reply or a quote-reply carries its fields (thread_root_id, also_in_room, quote_of) on every try.
+    emit({ ...entry.fields, room_id: roomId, body: entry.body, client_id: entry.clientId }, timeoutMs, (err, ack) => {
       entry.inFlight = false;
       if (!pending.has(entry.clientId)) return; // the broadcast got here first, or discarded
       if (err) {
@@ -62,7 +63,10 @@ export function createOutbox({
 
   return {
     pending,
-    /** Queue body under clientId (extra fields, such as the echo element, ride along). */
+    /**
+     * Queue body under clientId. extra rides along (the echo element; `fields`, sent with
+     * the body: thread_root_id, also_in_room, quote_of).
+     */
     add(clientId, body, extra = {}) {
       const entry = { clientId, body, inFlight: false, attempts: 0, state: "sending", ...extra };
       pending.set(clientId, entry);

@@ -25,6 +25,18 @@ function setup({ connected = true } = {}) {
 }
 
 describe("outbox", () => {
+  test("a thread reply carries its thread fields on every try", () => {
+    const { outbox, emitted, later } = setup();
+    outbox.add("t1", "in the thread", { fields: { thread_root_id: 5, also_in_room: true } });
+    emitted[0].callback(new Error("timeout"));
+    later.shift()();
+    for (const { payload } of emitted) {
+      assert.deepEqual(payload, { room_id: 1, body: "in the thread", client_id: "t1", thread_root_id: 5, also_in_room: true });
+    }
+    outbox.add("q1", "quoting", { fields: { quote_of: 3 } });
+    assert.deepEqual(emitted.at(-1).payload, { room_id: 1, body: "quoting", client_id: "q1", quote_of: 3 });
+  });
+
   test("an unanswered send goes again with the same client_id, then is shown as failed", () => {
     const { outbox, emitted, shown, later } = setup();
     outbox.add("c1", "hello");
