@@ -1,5 +1,7 @@
 // Entry point for a room page: wires the timeline view, catching up, the outbox, history
-// paging, the composer and the message actions to the socket. Each lives in room/.
+// paging, the composer, the message actions and the thread panel to the socket. Each lives
+// in room/. Messages are routed by room/thread.js: the main timeline gets top-level
+// messages and replies also sent to the room, the panel the open thread's root and replies.
 
 import { $, $$, api, h, newClientId, plural, readBootstrap } from "./lib/dom.js";
 import { setRoomUnread, startShell } from "./lib/shell.js";
@@ -8,8 +10,11 @@ import { attachMessageActions } from "./room/actions.js";
 import { createComposer } from "./room/composer.js";
 import { createHistory } from "./room/history.js";
 import { createOutbox } from "./room/outbox.js";
+import { createQuoteDraft } from "./room/quote.js";
 import { audienceText, buildNote, buildPending, layoutMessages, setPendingState } from "./room/render.js";
 import { createSync } from "./room/sync.js";
+import { route, splitStates, threadToOpen } from "./room/thread.js";
+import { createThreadPanel } from "./room/threadpanel.js";
 import { RevCursor } from "./room/timeline.js";
 import { createTimelineView } from "./room/view.js";
 
@@ -49,6 +54,7 @@ function startRoom(socket) {
   let readTimer = null;
   let actions = null;
   let outbox = null;
+  let panel = null;
   let composerLeft = false;
 
   // ---------------------------------------------------------- the timeline
@@ -82,18 +88,36 @@ function startRoom(socket) {
   const sync = createSync({
     cursor,
     fetchChanges: (since, limit) => api(`/api/v1/rooms/${room.id}/messages?since=${since}&limit=${limit}`),
-    apply: (states) => view.receive(states, { live: false, sameRev: true }),
+    apply: (states) => {
+      // The catch-up is room-wide: each change goes where it is shown.
+      const where = splitStates(states, panel ? panel.rootId : 0);
+      if (where.main.length) view.receive(where.main, { live: false, sameRev: true });
+      if (where.panel.length && panel) panel.receive(where.panel, { live: false, sameRev: true });
+      for (const m of states) quote.noteState(m);
+    },
     // Too much missed: the latest page (or, for a view around an older message, what it shows) again.
-    reset: () => (state.hasMoreAfter ? history.refreshShown() : history.reloadLatest()),
+    reset: () => {
+      if (panel) panel.reload();
+      return state.hasMoreAfter ? history.refreshShown() : history.reloadLatest();
+    },
     done: () => {
       lastSyncAt = Date.now();
     },
   });
 
-  /** A change that just happened: show it, then move the cursor by its rev. */
+  /** A change that just happened: show it where it belongs, then move the cursor by its rev. */
   function live(message, { reply = false } = {}) {
     if (!message || message.room_id !== room.id) return;
-    view.receive([message], { live: true, sameRev: reply, change: message.change || null });
+    if (message.client_id && message.author && message.author.id === me.id) {
+      // My own send is stored, wherever it is shown (a reply to a thread no longer open too).
+      const entry = outbox && outbox.resolve(message.client_id);
+      if (entry) entry.el.remove();
+    }
+    const options = { live: true, sameRev: reply, change: message.change || null };
+    const where = route(message, panel ? panel.rootId : 0);
+    if (where.main) view.receive([message], options);
+    if (where.panel) panel.receive([message], options);
+    quote.noteState(message);
     sync.noteRev(message.rev);
   }
 
@@ -120,10 +144,12 @@ function startRoom(socket) {
     hiddenSince = 0;
     if (away > WAKE_AFTER_MS || Date.now() - lastSyncAt > WAKE_AFTER_MS) wake();
     scheduleRead();
+    if (panel) panel.scheduleRead();
   });
   window.addEventListener("focus", () => {
     if (Date.now() - lastSyncAt > WAKE_AFTER_MS) wake();
     scheduleRead();
+    if (panel) panel.scheduleRead();
   });
   window.addEventListener("pageshow", (event) => {
     if (event.persisted) wake();
@@ -188,9 +214,11 @@ function startRoom(socket) {
     show: (entry, pendingState, text) => setPendingState(entry.el, pendingState, text),
     confirmed: (message) => live(message, { reply: true }),
     refused: (entry, error) => {
+      const shownIn = entry.el.parentElement;
       entry.el.remove();
-      layoutMessages(list);
-      composer.giveBack(entry.body, error.message || "The message could not be sent.");
+      if (shownIn) layoutMessages(shownIn);
+      // A thread reply goes back to the thread's composer.
+      (entry.composer || composer).giveBack(entry.body, error.message || "The message could not be sent.");
     },
   });
 
@@ -206,7 +234,9 @@ function startRoom(socket) {
     state.stuckToBottom = true;
     state.unseen = 0;
     view.updateJump();
-    outbox.add(clientId, body, { el });
+    const fields = quote.id ? { quote_of: quote.id } : {};
+    quote.clear();
+    outbox.add(clientId, body, { el, fields });
   }
 
   const composer = createComposer(
@@ -227,7 +257,31 @@ function startRoom(socket) {
     },
   );
 
+  // The quote-reply being written, above the composer.
+  const quote = createQuoteDraft({
+    box: $("#composer-quote"),
+    onCancel: () => composer.focus({ preventScroll: true }),
+  });
+
   list.addEventListener("click", (event) => {
+    const plainClick = event.button === 0 && !event.metaKey && !event.ctrlKey && !event.shiftKey && !event.altKey;
+    // A root's summary and a reply's "replied to a thread" open the thread beside the room.
+    const threadLink = event.target.closest("a.thread-summary, a.msg-thread-link");
+    if (threadLink && plainClick && panel) {
+      event.preventDefault();
+      panel.open(Number(threadLink.dataset.threadRoot));
+      return;
+    }
+    // A quote links to the quoted message: scroll to it when it is on screen.
+    const quoteLink = event.target.closest("a.msg-quote");
+    if (quoteLink && plainClick) {
+      const quoted = view.element(quoteLink.dataset.quoteId);
+      if (quoted) {
+        event.preventDefault();
+        highlight(quoted);
+      }
+      return;
+    }
     const button = event.target.closest(".msg-retry, .msg-discard");
     if (button) {
       const clientId = button.closest(".msg-pending").dataset.clientId;
@@ -257,6 +311,28 @@ function startRoom(socket) {
   actions = attachMessageActions({
     list, view, ctx, socket, composer,
     applyReply: (message) => live(message, { reply: true }),
+    onReply: (message) => panel && panel.open(threadToOpen(message)),
+    onQuote: (message) => {
+      quote.set(message);
+      composer.focus({ preventScroll: true });
+    },
+  });
+
+  // ---------------------------------------------------------- the thread panel
+  panel = createThreadPanel({
+    ctx, socket, outbox,
+    threads: shell.threads,
+    getMembers: () => Array.from(members.values()),
+    maxLength: Number(data.max_length) || 4000,
+    applyReply: (message) => live(message, { reply: true }),
+    hooks: {
+      closed: () => composer.focus({ preventScroll: true }),
+    },
+  });
+  shell.threads.setOpener((roomId, rootId) => {
+    if (roomId !== room.id) return false;
+    panel.open(rootId);
+    return true;
   });
 
   // ---------------------------------------------------------- members
@@ -327,7 +403,7 @@ function startRoom(socket) {
     socket.on("message_updated", (m) => live(m));
     socket.on("notification", (n) => {
       if (!n || n.room_id !== room.id || !n.message) return;
-      const el = view.element(n.message.id);
+      const el = view.element(n.message.id) || panel.element(n.message.id);
       if (!el) return;
       el.classList.add("msg-mentions-me");
       el.classList.remove("msg-flash");
@@ -364,6 +440,7 @@ function startRoom(socket) {
     shell.onConnect(() => {
       resync();
       scheduleRead();
+      panel.scheduleRead();
     });
   }
 
@@ -374,5 +451,8 @@ function startRoom(socket) {
   state.stuckToBottom = view.atLatest();
   view.updateJump();
   history.fillView();
-  if (!window.matchMedia("(pointer: coarse)").matches) composer.focus({ preventScroll: true });
+  // A thread link (/rooms/<id>?thread=<root id>) opens the thread beside the room.
+  const linkedThread = Number(new URLSearchParams(window.location.search).get("thread")) || 0;
+  if (linkedThread) panel.open(linkedThread);
+  else if (!window.matchMedia("(pointer: coarse)").matches) composer.focus({ preventScroll: true });
 }

@@ -52,14 +52,21 @@ const ICONS = {
   edit: ["M10.5 2.5l3 3-8 8H2.5v-3z", "M9 4l3 3"],
   delete: ["M2.5 4.5h11", "M6 4.5V3h4v1.5", "M4 4.5l.8 9h6.4l.8-9", "M6.8 7v4.5M9.2 7v4.5"],
   link: ["M6.5 9.5l3-3", "M7 4.5l1.2-1.2a2.8 2.8 0 0 1 4 4L11 8.5", "M9 11.5l-1.2 1.2a2.8 2.8 0 0 1-4-4L5 7.5"],
+  reply: ["M2.5 3.5h11v7h-6l-3 2.5v-2.5h-2z"],
+  quote: ["M3 4.5h4v4H4.5L3 11.5", "M9 4.5h4v4h-2.5L9 11.5"],
 };
 
 /**
  * view: the timeline view. ctx: {me (with is_admin), room (with owner_id)}. socket: the
  * page's socket. applyReply(state): show the server's reply and note its rev.
- * composer: to go back to after editing.
+ * composer: to go back to after editing. onReply(state) / onQuote(state): offer "Reply in
+ * thread" / "Quote" (left out when not given). idPrefix keeps the ids of a second set of
+ * dialogs (a thread's panel) apart from the room's. hrefOf(id): the link "Copy link" copies.
  */
-export function attachMessageActions({ list, view, ctx, socket, applyReply, composer }) {
+export function attachMessageActions({
+  list, view, ctx, socket, applyReply, composer, onReply = null, onQuote = null, idPrefix = "",
+  hrefOf = (id) => messageHref(ctx.room.id, id),
+}) {
   const { me, room } = ctx;
   const picker = createEmojiPicker({ loadEmoji: () => api("/api/v1/emoji").then((data) => data.emoji || []) });
 
@@ -86,13 +93,15 @@ export function attachMessageActions({ list, view, ctx, socket, applyReply, comp
     type: "button", class: `msg-action msg-action-${action}`, title: label, "aria-label": label, dataset: { action },
   }, icon(ICONS[action]));
   const buttons = {
+    reply: onReply ? button("reply", "Reply in thread") : null,
+    quote: onQuote ? button("quote", "Quote") : null,
     react: button("react", "Add reaction"),
     edit: button("edit", "Edit message"),
     delete: button("delete", "Delete message"),
     link: button("link", "Copy link to message"),
   };
   const toolbar = h("div", { class: "msg-actions", role: "toolbar", "aria-label": "Message actions", hidden: true },
-    buttons.react, buttons.edit, buttons.delete, buttons.link);
+    buttons.reply, buttons.quote, buttons.react, buttons.edit, buttons.delete, buttons.link);
   let target = null; // the message element the toolbar is on
 
   function showToolbar(el) {
@@ -175,6 +184,12 @@ export function attachMessageActions({ list, view, ctx, socket, applyReply, comp
       confirmDelete(id);
     } else if (action.dataset.action === "link") {
       copyLink(id);
+    } else if (action.dataset.action === "reply") {
+      hideToolbar({ force: true });
+      onReply(view.get(id));
+    } else if (action.dataset.action === "quote") {
+      hideToolbar({ force: true });
+      onQuote(view.get(id));
     }
   });
 
@@ -315,9 +330,9 @@ export function attachMessageActions({ list, view, ctx, socket, applyReply, comp
   const confirmError = h("p", { class: "composer-error", role: "alert", hidden: true });
   const confirmDeleteButton = h("button", { type: "submit", class: "button button-danger", value: "delete", text: "Delete" });
   const confirmCancel = h("button", { type: "button", class: "button button-quiet", text: "Cancel" });
-  const confirmDialog = h("dialog", { class: "dialog", "aria-labelledby": "confirm-delete-title", id: "confirm-delete" },
+  const confirmDialog = h("dialog", { class: "dialog", "aria-labelledby": `${idPrefix}confirm-delete-title`, id: `${idPrefix}confirm-delete` },
     h("form", { method: "dialog", class: "dialog-body" },
-      h("h2", { class: "dialog-title", id: "confirm-delete-title", text: "Delete this message?" }),
+      h("h2", { class: "dialog-title", id: `${idPrefix}confirm-delete-title`, text: "Delete this message?" }),
       h("p", { class: "muted", text: `It will be gone for everyone in #${room.name}. This cannot be undone.` }),
       confirmText, confirmError,
       h("div", { class: "dialog-actions" }, confirmCancel, confirmDeleteButton)));
@@ -359,9 +374,9 @@ export function attachMessageActions({ list, view, ctx, socket, applyReply, comp
   // ---------------------------------------------------------- the edit history
   const historyList = h("ol", { class: "edit-history" });
   const historyClose = h("button", { type: "submit", class: "button button-quiet", text: "Close" });
-  const historyDialog = h("dialog", { class: "dialog dialog-history", "aria-labelledby": "edit-history-title", id: "edit-history" },
+  const historyDialog = h("dialog", { class: "dialog dialog-history", "aria-labelledby": `${idPrefix}edit-history-title`, id: `${idPrefix}edit-history` },
     h("form", { method: "dialog", class: "dialog-body" },
-      h("h2", { class: "dialog-title", id: "edit-history-title", text: "Edit history" }),
+      h("h2", { class: "dialog-title", id: `${idPrefix}edit-history-title`, text: "Edit history" }),
       historyList,
       h("div", { class: "dialog-actions" }, historyClose)));
   document.body.append(historyDialog);
@@ -403,7 +418,7 @@ export function attachMessageActions({ list, view, ctx, socket, applyReply, comp
 
   // ---------------------------------------------------------- copying a link
   async function copyLink(id) {
-    const url = new URL(messageHref(room.id, id), window.location.href).href;
+    const url = new URL(hrefOf(id), window.location.href).href;
     try {
       await navigator.clipboard.writeText(url);
     } catch {

@@ -10,8 +10,19 @@ const REFRESH_PAGE = 200;
 /**
  * view: the timeline view (room/view.js). statusBoxes: {older, newer} elements.
  * hooks.reloaded(): the latest page replaced the view. hooks.read(): schedule a read marker.
+ * A thread's panel pages through the thread instead of the room's main timeline:
+ * pageUrl(query) gives the URL of a page, pageMessages(page) the messages of a page to show,
+ * startNote() what stands above the first message (null: nothing), ids the ids of the
+ * buttons ({older, newer}), keepUrl leaves the page's address alone.
  */
-export function createHistory({ view, room, list, scroller, statusBoxes, hooks }) {
+export function createHistory({
+  view, room, list, scroller, statusBoxes, hooks,
+  pageUrl = (query) => `/api/v1/rooms/${room.id}/messages${query ? `?${query}` : ""}`,
+  pageMessages = (page) => page.messages || [],
+  startNote = null,
+  ids = { older: "load-older", newer: "load-newer" },
+  keepUrl = false,
+}) {
   const state = view.state;
   let loadingOlder = false;
   let loadingNewer = false;
@@ -24,11 +35,14 @@ export function createHistory({ view, room, list, scroller, statusBoxes, hooks }
       const button = h("button", {
         type: "button",
         class: "button button-quiet button-small",
-        id: status === "more" ? "load-older" : null,
+        id: status === "more" ? ids.older : null,
         text: status === "more" ? "Load older messages" : "Could not load older messages. Try again",
       });
       button.addEventListener("click", () => loadOlder());
       box.replaceChildren(button);
+    } else if (startNote) {
+      const note = startNote();
+      box.replaceChildren(...(note ? [note] : []));
     } else {
       box.replaceChildren(h("p", { class: "room-start" },
         h("strong", { text: `This is the very beginning of #${room.name}.` }), h("br"),
@@ -48,7 +62,7 @@ export function createHistory({ view, room, list, scroller, statusBoxes, hooks }
       return;
     }
     const button = h("button", {
-      type: "button", class: "button button-quiet button-small", id: "load-newer",
+      type: "button", class: "button button-quiet button-small", id: ids.newer,
       text: status === "error" ? "Could not load newer messages. Try again" : "Load newer messages",
     });
     button.addEventListener("click", () => loadNewer());
@@ -63,14 +77,15 @@ export function createHistory({ view, room, list, scroller, statusBoxes, hooks }
     list.setAttribute("aria-busy", "true");
     const asked = state.generation;
     try {
-      const page = await api(`/api/v1/rooms/${room.id}/messages?before=${state.oldestId}`);
+      const page = await api(pageUrl(`before=${state.oldestId}`));
       if (asked !== state.generation) return;
       // Everything is added above what the reader sees: keep the message they were at in place.
       const anchorEl = view.element(state.oldestId);
       const anchor = $(".msg-body", anchorEl) || anchorEl;
       const offset = () => anchor.getBoundingClientRect().top - scroller.getBoundingClientRect().top;
       const before = offset();
-      view.addPage(page.messages || []);
+      const messages = pageMessages(page);
+      view.addPage(messages);
       state.hasMore = Boolean(page.has_more) && (page.messages || []).length > 0;
       setHistoryStatus(state.hasMore ? "more" : "start");
       layoutMessages(list);
@@ -98,9 +113,9 @@ export function createHistory({ view, room, list, scroller, statusBoxes, hooks }
     setNewerStatus("loading");
     const asked = state.generation;
     try {
-      const page = await api(`/api/v1/rooms/${room.id}/messages?after=${state.newestId}`);
+      const page = await api(pageUrl(`after=${state.newestId}`));
       if (asked !== state.generation) return;
-      const messages = page.messages || [];
+      const messages = pageMessages(page);
       view.addPage(messages);
       state.hasMoreAfter = Boolean(page.has_more) && messages.length > 0;
       layoutMessages(list);
@@ -123,8 +138,13 @@ export function createHistory({ view, room, list, scroller, statusBoxes, hooks }
 
   /** The view now holds the latest messages: a reload should show them, not the old link. */
   function forgetAround() {
+    if (keepUrl) return;
     if (/[?&]around=/.test(window.location.search) || window.location.hash) {
-      window.history.replaceState(null, "", `/rooms/${room.id}`);
+      // An open thread stays in the address.
+      const params = new URLSearchParams(window.location.search);
+      params.delete("around");
+      const query = params.toString();
+      window.history.replaceState(null, "", `/rooms/${room.id}${query ? `?${query}` : ""}`);
     }
   }
 
@@ -134,9 +154,9 @@ export function createHistory({ view, room, list, scroller, statusBoxes, hooks }
     state.reloading = true;
     list.setAttribute("aria-busy", "true");
     try {
-      const page = await api(`/api/v1/rooms/${room.id}/messages`);
+      const page = await api(pageUrl(""));
       view.clear();
-      view.addPage(page.messages || []);
+      view.addPage(pageMessages(page));
       state.hasMore = Boolean(page.has_more);
       state.hasMoreAfter = false;
       state.newerArrived = false;
@@ -171,9 +191,9 @@ export function createHistory({ view, room, list, scroller, statusBoxes, hooks }
     let after = state.oldestId - 1;
     const newest = state.newestId;
     for (;;) {
-      const page = await api(`/api/v1/rooms/${room.id}/messages?after=${after}&limit=${REFRESH_PAGE}`);
+      const page = await api(pageUrl(`after=${after}&limit=${REFRESH_PAGE}`));
       if (asked !== state.generation) return;
-      const messages = (page.messages || []).filter((m) => m.id <= newest);
+      const messages = pageMessages(page).filter((m) => m.id <= newest);
       view.receive(messages, { live: false, sameRev: true });
       const last = (page.messages || []).at(-1);
       if (!page.has_more || !last || last.id >= newest) return;
@@ -181,9 +201,9 @@ export function createHistory({ view, room, list, scroller, statusBoxes, hooks }
     }
   }
 
-  const initialOlder = $("#load-older");
+  const initialOlder = ids.older && $(`#${ids.older}`);
   if (initialOlder) initialOlder.addEventListener("click", () => loadOlder());
-  const initialNewer = $("#load-newer");
+  const initialNewer = ids.newer && $(`#${ids.newer}`);
   if (initialNewer) initialNewer.addEventListener("click", () => loadNewer());
 
   scroller.addEventListener("scroll", () => {

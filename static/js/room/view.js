@@ -9,12 +9,13 @@ const BOTTOM_SLACK_PX = 48;
 const LIVE_BUFFER_MAX = 1000;
 
 /**
- * elements: {scroller, list, jump, jumpLabel}. ctx: {me, room}. hasMore / hasMoreAfter: what
+ * elements: {scroller, list, jump, jumpLabel, emptyState (a selector, or null for none)}. ctx: {me, room}
+ * (and inThread, the root id, for a thread's panel). hasMore / hasMoreAfter: what
  * the server-rendered page said about older and newer messages; initial: their states.
  * hooks.replaced(oldEl, newEl): a message was re-rendered. hooks.resolved(clientId): the
  * server has a pending message. hooks.read(): the reader may have seen something new.
  */
-export function createTimelineView({ scroller, list, jump, jumpLabel }, ctx, { hasMore, hasMoreAfter, initial }, hooks) {
+export function createTimelineView({ scroller, list, jump, jumpLabel, emptyState = "#empty-room" }, ctx, { hasMore, hasMoreAfter, initial }, hooks) {
   const { me, room } = ctx;
   const store = new Timeline();
   const elements = new Map(); // message id -> element shown
@@ -85,7 +86,7 @@ export function createTimelineView({ scroller, list, jump, jumpLabel }, ctx, { h
 
   // ---------------------------------------------------------- inserting and updating
   function removeEmptyState() {
-    const empty = $("#empty-room");
+    const empty = emptyState && $(emptyState);
     if (empty) empty.remove();
   }
 
