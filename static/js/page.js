@@ -1,7 +1,7 @@
 // Entry point for signed-in pages other than a room: header, sidebar, local times, notifications.
 
 import { $, $$, h, readBootstrap } from "./lib/dom.js";
-import { followAfterRead, markNotificationsRead, notificationHref, startShell } from "./lib/shell.js";
+import { excerptOf, followAfterRead, markNotificationsRead, notificationHref, notificationVerb, startShell } from "./lib/shell.js";
 import { formatFull, formatWhen, localizeTimes, parseDate } from "./lib/time.js";
 
 const data = readBootstrap();
@@ -66,7 +66,8 @@ function buildItem(n) {
   const roomLink = $(`.room-item[data-room-id="${n.room_id}"] .room-name`);
   const time = h("time", { datetime: n.created_at, text: date ? formatWhen(date) : "" });
   if (date) time.title = formatFull(date);
-  const excerpt = n.message.body.length > 200 ? `${n.message.body.slice(0, 197)}...` : n.message.body;
+  const text = excerptOf(n.message, 1000);
+  const excerpt = text.length > 200 ? `${text.slice(0, 197)}...` : text;
   return h("li", { class: "notification is-unread", dataset: { notificationId: n.id } },
     h("a", { class: "notification-link", href: notificationHref(n), dataset: { notificationId: n.id, unread: "true" } },
       h("span", { class: `avatar hue-${author.id % 8}`, "aria-hidden": "true", text: author.display_name.slice(0, 1).toUpperCase() }),
@@ -75,7 +76,7 @@ function buildItem(n) {
           h("strong", { class: "notification-author", text: author.display_name }),
           author.username && author.display_name !== author.username
             ? h("span", { class: "notification-handle", text: `@${author.username}` }) : null,
-          h("span", { class: "muted", text: `mentioned you${roomLink ? ` in #${roomLink.textContent}` : ""}` }),
+          h("span", { class: "muted", text: `${notificationVerb(n)}${roomLink ? ` in #${roomLink.textContent}` : ""}` }),
           time,
           h("span", { class: "tag tag-unread", text: "New" })),
         h("span", { class: "notification-excerpt", text: excerpt }))));

@@ -1,7 +1,9 @@
 // What every signed-in page shares: the socket, the connection status, the bell and the sidebar.
 
 import { $, $$, api, h, plural } from "./dom.js";
+import { inMainTimeline, rootIdOf, threadHref } from "../room/thread.js";
 import { setupDesktopNotifications } from "./notify.js";
+import { setupThreads } from "./threads.js";
 import { formatWhen, parseDate } from "./time.js";
 
 const STATUS_TEXT = {
@@ -129,10 +131,19 @@ function roomName(roomId) {
   return link ? link.textContent : null;
 }
 
-/** The link to a notification's message: its room opened around it. */
+/** The link to a notification's message: its thread for a thread reply, else its room opened around it. */
 export function notificationHref(notification) {
   const id = notification.message.id;
+  const rootId = rootIdOf(notification.message);
+  if (rootId) return threadHref(notification.room_id, rootId);
   return `/rooms/${notification.room_id}?around=${id}#message-${id}`;
+}
+
+/** What a notification says happened: "mentioned you", "replied in a thread", ... */
+export function notificationVerb(notification) {
+  const inThread = Boolean(notification.message && rootIdOf(notification.message));
+  if (notification.kind === "thread_reply") return "replied in a thread";
+  return inThread ? "mentioned you in a thread" : "mentioned you";
 }
 
 /** Mark notifications read on the server; the notifications_read event updates every tab. */
@@ -169,7 +180,7 @@ function renderBellItem(n) {
     { class: "bell-item-link", href: notificationHref(n) },
     h("span", { class: "bell-item-head" },
       h("strong", { text: author }),
-      ` mentioned you${where ? ` in #${where}` : ""}`,
+      ` ${notificationVerb(n)}${where ? ` in #${where}` : ""}`,
       date ? h("time", { datetime: n.created_at, text: formatWhen(date) }) : null),
     h("span", { class: "bell-item-excerpt", text: excerpt }),
   );
@@ -240,7 +251,7 @@ function setupBell(socket) {
     const where = roomName(n.room_id);
     const href = notificationHref(n);
     notifyMention(n, {
-      title: `${author} mentioned you${where ? ` in #${where}` : ""}`,
+      title: `${author} ${notificationVerb(n)}${where ? ` in #${where}` : ""}`,
       body: excerptOf(n.message, 180),
       href,
       open: () => followAfterRead(n.id, href),
@@ -393,6 +404,7 @@ function setupTitleCounter(socket, me) {
   let unseen = 0;
   socket.on("message", (m) => {
     if (document.visibilityState === "visible" || !m || !m.author || m.author.id === me.id) return;
+    if (!inMainTimeline(m)) return; // a thread reply: the bell says so when it is for me
     unseen += 1;
     document.title = `(${unseen}) ${base}`;
   });
@@ -406,22 +418,25 @@ function setupTitleCounter(socket, me) {
 
 /**
  * Connect the socket and wire the shared header and sidebar.
- * Returns {socket, onConnect(callback)}; callbacks run on every (re)connect with {first}.
+ * Returns {socket, threads, onConnect(callback)}; callbacks run on every (re)connect with
+ * {first}; threads is the followed threads' list (lib/threads.js).
  */
 export function startShell({ me, currentRoomId = null }) {
   setupSidebarToggle();
   if (typeof window.io !== "function") {
     setStatus("offline", "The realtime client did not load.");
-    return { socket: null, onConnect() {} };
+    return { socket: null, onConnect() {}, threads: setupThreads({ socket: null, me }) };
   }
   const onConnect = [];
   const socket = window.io({ transports: ["websocket", "polling"] });
   watchConnection(socket, onConnect);
   setupBell(socket);
   setupTitleCounter(socket, me);
+  const threads = setupThreads({ socket, me });
 
   socket.on("message", (m) => {
     if (!m || m.room_id === currentRoomId || !m.author || m.author.id === me.id) return;
+    if (!inMainTimeline(m)) return; // thread replies are counted in Threads, not the room
     setRoomUnread(m.room_id, roomUnread(m.room_id) + 1);
   });
   socket.on("room_membership", (data) => {
@@ -439,8 +454,9 @@ export function startShell({ me, currentRoomId = null }) {
     // Events sent before this socket was listening are lost: ask for the current state.
     refreshBell();
     refreshSidebar(currentRoomId);
+    threads.refresh();
   });
-  return { socket, onConnect: (callback) => onConnect.push(callback) };
+  return { socket, threads, onConnect: (callback) => onConnect.push(callback) };
 }
 
 function updateLobbyCount(data) {
