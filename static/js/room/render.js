@@ -186,8 +186,8 @@ export function buildMessage(m, { me, room, inThread = 0 }) {
         h("div", { class: "msg-meta" },
           ...authorLine(m.author),
           own ? h("span", { class: "tag tag-you", text: "you" }) : null,
-          timeLink(messageHref(m.room_id, m.id), m.created_at),
-          threadLink(m, inThread)),
+          timeLink(messageHref(m.room_id, m.id), m.created_at)),
+        threadLink(m, inThread),
         h("p", { class: "msg-tombstone", text: "This message was deleted" }),
         buildThreadSummary(m, inThread)),
     );
@@ -220,8 +220,8 @@ export function buildMessage(m, { me, room, inThread = 0 }) {
         m.edited_at
           ? h("button", { type: "button", class: "msg-edited", title: "Show the edit history", text: "(edited)" })
           : null,
-        threadLink(m, inThread),
         inThread && m.also_in_room ? h("span", { class: "tag tag-also", text: `also in #${room.name}` }) : null),
+      threadLink(m, inThread),
       buildQuote(m),
       body,
       buildReactions(m.reactions, me),
