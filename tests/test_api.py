@@ -417,7 +417,8 @@ def test_list_messages_paging(app, api, team):
     assert page("?limit=&before=") == (ids, False)
     first = client.get(base + "?limit=1").get_json()["messages"][0]
     assert set(first) == {"id", "room_id", "seq", "rev", "author", "body", "html", "created_at", "edited_at",
-                          "mentions", "client_id", "reactions"}
+                          "mentions", "client_id", "reactions", "thread_root_id", "also_in_room", "thread",
+                          "quote_of", "quote"}
 
 
 @pytest.mark.parametrize(

@@ -174,6 +174,7 @@ def test_delete_leaves_a_tombstone(app, team, emitted):
             "id": sent["id"], "room_id": room.id, "seq": 1, "rev": 4, "deleted": True,
             "author": {"id": bob.id, "username": "bob", "display_name": "Bob"},
             "created_at": sent["created_at"], "deleted_at": tombstone["deleted_at"],
+            "thread_root_id": None, "also_in_room": False, "thread": None,
         }
         stored = db.session.get(Message, sent["id"])
         assert stored.body == "" and stored.html == "" and stored.deleted_by_id == bob.id

@@ -6,7 +6,7 @@ from datetime import timedelta
 from flask import current_app
 
 from app import events
-from app.actions import timeline
+from app.actions import threads, timeline
 from app.actions.messages import check_message_body, resolve_mentions
 from app.extensions import db
 from app.lib import serializers
@@ -70,7 +70,8 @@ def do_edit_message(user: User, message_id: int, body: str) -> dict:
         mentions = [name for user_id, name in had.items() if user_id in new_ids] + [u.username for u in added]
         reactions = serializers.reaction_rows(message)
         previous_body, previous_html, now = message.body, message.html, utcnow()
-        author = serializers.user_dict(message.author)  # read now, not while the room is locked
+        # Read now, not while the room is locked.
+        author, quote = serializers.user_dict(message.author), serializers.quote_of(message)
         rev = timeline.change_message(message, body=body, html=html, edited_at=now)
         if rev is None:
             db.session.rollback()  # changed since it was read: read it again
@@ -84,9 +85,11 @@ def do_edit_message(user: User, message_id: int, body: str) -> dict:
                 _mentions.c.message_id == message.id, _mentions.c.user_id.in_(removed)))
         if added:
             connection.execute(_mentions.insert(), [{"message_id": message.id, "user_id": u.id} for u in added])
+            if message.thread_root_id is not None:
+                threads.follow_mentioned(message.thread_root_id, [u.id for u in added])
             events.enqueue_on_commit(tasks.notify_mentions, message.id)
-        state = dict(rev=rev, reactions=reactions, mentions=mentions, author=author, body=body, html=html,
-                     edited_at=now)
+        state = dict(rev=rev, reactions=reactions, mentions=mentions, author=author, quote=quote, body=body,
+                     html=html, edited_at=now)
         timeline.send_change_on_commit(serializers.changed_message_dict(message, **state),
                                        {"kind": "edit", "by": serializers.user_dict(user)})
         mine = serializers.changed_message_dict(message, viewer_id=user.id, **state)
@@ -120,8 +123,11 @@ def do_delete_message(user: User, message_id: int) -> dict:
         for table in (_mentions, _reactions, _edits):
             connection.execute(table.delete().where(table.c.message_id == message.id))
         tombstone = serializers.tombstone_fields(message.id, message.room_id, message.seq, rev, author,
-                                                 message.created_at, now)
-        timeline.send_change_on_commit(tombstone, {"kind": "delete", "by": serializers.user_dict(user)})
+                                                 message.created_at, now, **serializers.thread_fields(message))
+        by = serializers.user_dict(user)
+        timeline.send_change_on_commit(tombstone, {"kind": "delete", "by": by})
+        if message.thread_root_id is not None:
+            threads.update_summary(message.thread_root_id, by=by)  # one reply fewer
         db.session.commit()
         return tombstone
     raise timeline.raced()

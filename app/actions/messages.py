@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.local import LocalProxy
 
 from app import events
+from app.actions import threads
 from app.extensions import db
 from app.lib import serializers, validation
 from app.lib.access import access_room_as_member
@@ -61,8 +62,50 @@ def _retried(existing: Message, room_id: int) -> SendResult:
     return SendResult(existing, created=False, data=serializers.message_dict(existing))
 
 
-def do_send_message(user: User, room_id: int, body: str, client_id: str | None = None) -> SendResult:
+@dataclass
+class _Reply:
+    """What a send that answers another message carries: the thread it goes to (the root, and
+    who else the reply makes follow it) and/or the message it quotes."""
+
+    root_id: int | None = None
+    follower_ids: tuple[int, ...] = ()
+    also_in_room: bool = False
+    quote_of_id: int | None = None
+    quote: dict | None = None
+
+
+def _check_reply(user: User, room_id: int, thread_root_id, also_in_room, quote_of) -> _Reply | None:
+    """The thread and quote of a send, checked: the room's members only (asked first, so a
+    refusal says nothing about the messages of a room one may not read)."""
+    if also_in_room is not None and not isinstance(also_in_room, bool):
+        raise ChatError("invalid", "'also_in_room' must be true or false.", field="also_in_room")
+    if thread_root_id is None and quote_of is None:
+        if also_in_room:
+            raise ChatError("invalid", "'also_in_room' is for thread replies only.", field="also_in_room")
+        return None
+    access_room_as_member(room_id, user)
+    reply = _Reply(also_in_room=bool(also_in_room) and thread_root_id is not None)
+    if thread_root_id is not None:
+        root = threads.find_root(room_id, thread_root_id)
+        reply.root_id, reply.follower_ids = root.id, tuple(threads.followers_of_root(root))
+    elif also_in_room:
+        raise ChatError("invalid", "'also_in_room' is for thread replies only.", field="also_in_room")
+    if quote_of is not None:
+        quoted = threads.find_message_in_room(room_id, quote_of, "quote_of")
+        reply.quote_of_id = quoted.id
+        reply.quote = serializers.quote_fields(quoted.id, serializers.user_dict(quoted.author), quoted.body, None)
+    return reply
+
+
+def do_send_message(
+    user: User, room_id: int, body: str, client_id: str | None = None, *, thread_root_id: int | None = None,
+    also_in_room: bool | None = None, quote_of: int | None = None,
+) -> SendResult:
     """Store a message, broadcast it to every member after commit, then queue its mentions.
+
+    With `thread_root_id` it is a reply in that message's thread (app.actions.threads):
+    stored with the root's new summary and the thread's follows, in the same transaction.
+    `quote_of` makes it a quote-reply.
 
     Sends to one room that arrive while an earlier one is being stored wait for it and are
     then stored together, by one statement and one commit, and broadcast in order (group
@@ -77,6 +120,7 @@ def do_send_message(user: User, room_id: int, body: str, client_id: str | None =
     fresh = not db.session().in_transaction()  # a socket event: nothing read yet
     parsed = parse_message(body)
     mentioned = resolve_mentions(room_id, parsed.mentions, exclude_user_id=user.id)
+    reply = _check_reply(user, room_id, thread_root_id, also_in_room, quote_of)
     html = render_parsed(parsed, {u.username_key: u.username for u in mentioned})
     if fresh and db.session().in_transaction():
         # The mention lookup's connection goes back to the pool: a send waiting for its
@@ -87,7 +131,7 @@ def do_send_message(user: User, room_id: int, body: str, client_id: str | None =
     # The user itself, not a proxy such as Flask-Login's current_user: another send's
     # context may store this draft, where the proxy would name that send's user.
     author = user._get_current_object() if isinstance(user, LocalProxy) else user
-    draft = _Draft(author, room_id, body, html, client_id, utcnow(), mentioned)
+    draft = _Draft(author, room_id, body, html, client_id, utcnow(), mentioned, reply)
     for _attempt in range(2):
         _RoomQueue.store(draft)
         if draft.result is not None:
@@ -118,15 +162,20 @@ MAX_BATCH = 64
 class _Draft:
     """A send on its way to the database: what to store, and what became of it."""
 
-    __slots__ = ("author", "room_id", "body", "html", "client_id", "created_at", "mentioned",
+    __slots__ = ("author", "room_id", "body", "html", "client_id", "created_at", "mentioned", "reply",
                  "outcome", "result", "error", "turn")
 
     def __init__(self, author: User, room_id: int, body: str, html: str, client_id: str | None, created_at,
-                 mentioned: list[User]) -> None:
+                 mentioned: list[User], reply: _Reply | None = None) -> None:
         self.author, self.room_id, self.body, self.html = author, room_id, body, html
-        self.client_id, self.created_at, self.mentioned = client_id, created_at, mentioned
+        self.client_id, self.created_at, self.mentioned, self.reply = client_id, created_at, mentioned, reply
         self.turn = threading.Event()
         self.reset()
+
+    @property
+    def root_id(self) -> int | None:
+        """The root of the thread this send replies in, if it is a reply."""
+        return self.reply.root_id if self.reply is not None else None
 
     def reset(self) -> None:
         """Forget the outcome of an earlier attempt."""
@@ -188,8 +237,10 @@ class _RoomQueue:
         try:
             with cls._lock:
                 batch, queue.waiting[:MAX_BATCH] = queue.waiting[:MAX_BATCH], []
-            if _on_postgresql() and not db.session().in_transaction():
-                # Nothing read in this session (a socket event): the store commits inside
+            if (_on_postgresql() and not db.session().in_transaction()
+                    and not any(draft.root_id for draft in batch)):
+                # Nothing read in this session (a socket event), and nothing to do after the
+                # one statement (a reply also updates its root): the store commits inside
                 # PostgreSQL as it runs, so the room lock is released without waiting for
                 # a round trip to COMMIT.
                 db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
@@ -228,23 +279,34 @@ def _store_batch(batch: list[_Draft], committed: Callable[[], None] | None = Non
             return
         if committed is not None:
             events.on_commit(committed)
+        repliers: dict[int, User] = {}  # root id: its latest replier, in the order of first reply
         for draft, (message_id, seq, rev) in zip(batch, stored):
             if message_id is None:
                 draft.outcome = _REFUSED
                 continue
+            reply = draft.reply or _Reply()
             message = Message(
                 id=message_id, room_id=room_id, seq=seq, rev=rev, author_id=draft.author.id, author=draft.author,
                 body=draft.body, html=draft.html, client_id=draft.client_id, created_at=draft.created_at,
                 mentions=[Mention(message_id=message_id, user_id=u.id, user=u) for u in draft.mentioned],
-                reactions=[],
+                reactions=[], thread_root_id=reply.root_id, also_in_room=reply.also_in_room,
+                quote_of_id=reply.quote_of_id, reply_count=0,
             )
             data = serializers.message_dict(message)
+            data["quote"] = reply.quote
             events.send_event_on_commit("message", data, to=events.room_channel(room_id))
             events.on_commit(metrics.messages_sent.inc)
-            if draft.mentioned:
+            if reply.root_id is not None:
+                threads.follow_on_reply(reply.root_id, draft.author.id, message_id,
+                                        [*reply.follower_ids, *(u.id for u in draft.mentioned)])
+                repliers[reply.root_id] = draft.author
+            if draft.mentioned or reply.root_id is not None:
                 events.enqueue_on_commit(tasks.notify_mentions, message_id)
             draft.outcome = _STORED
             draft.result = SendResult(message, created=True, data=data)
+        for root_id, replier in repliers.items():
+            # After the replies, each root's summary takes the next rev (sent after them).
+            threads.update_summary(root_id, by=serializers.user_dict(replier))
         if any(draft.outcome == _STORED for draft in batch):
             db.session.commit()  # broadcasts the batch in the order of its seqs
         else:
@@ -273,8 +335,11 @@ def _store_batch(batch: list[_Draft], committed: Callable[[], None] | None = Non
 # left out and get no seq; the rest get consecutive seqs, revs and ids in the order given.
 _STORE_SQL = sa.text("""WITH input AS (
     SELECT * FROM unnest(CAST(:author_ids AS integer[]), CAST(:bodies AS text[]), CAST(:htmls AS text[]),
-                         CAST(:client_ids AS text[]), CAST(:created_ats AS timestamptz[]))
-        WITH ORDINALITY AS given (author_id, body, html, client_id, created_at, n)
+                         CAST(:client_ids AS text[]), CAST(:created_ats AS timestamptz[]),
+                         CAST(:thread_root_ids AS integer[]), CAST(:also_in_rooms AS boolean[]),
+                         CAST(:quote_of_ids AS integer[]))
+        WITH ORDINALITY AS given (author_id, body, html, client_id, created_at, thread_root_id, also_in_room,
+                                  quote_of_id, n)
 ), allowed AS (
     SELECT input.*, row_number() OVER (ORDER BY input.n) AS k FROM input
     WHERE EXISTS (
@@ -288,9 +353,11 @@ _STORE_SQL = sa.text("""WITH input AS (
     RETURNING rooms.last_seq - (SELECT count(*) FROM allowed) AS base,
               rooms.last_rev - (SELECT count(*) FROM allowed) AS rev_base
 ), message AS (
-    INSERT INTO messages (room_id, author_id, body, html, client_id, seq, rev, created_at)
+    INSERT INTO messages (room_id, author_id, body, html, client_id, seq, rev, created_at, thread_root_id,
+                          also_in_room, quote_of_id)
     SELECT :room_id, allowed.author_id, allowed.body, allowed.html, allowed.client_id, bump.base + allowed.k,
-           bump.rev_base + allowed.k, allowed.created_at
+           bump.rev_base + allowed.k, allowed.created_at, allowed.thread_root_id, allowed.also_in_room,
+           allowed.quote_of_id
     FROM allowed, bump ORDER BY allowed.k
     RETURNING messages.id, messages.seq, messages.rev, messages.author_id
 ), stored AS (
@@ -334,6 +401,9 @@ def _store_messages(room_id: int, batch: list[_Draft]) -> list[tuple[int | None,
             "htmls": [d.html for d in batch],
             "client_ids": [d.client_id for d in batch],
             "created_ats": [d.created_at for d in batch],
+            "thread_root_ids": [d.root_id for d in batch],
+            "also_in_rooms": [bool(d.reply and d.reply.also_in_room) for d in batch],
+            "quote_of_ids": [d.reply.quote_of_id if d.reply else None for d in batch],
             "mention_ns": mention_ns,
             "mention_user_ids": mention_user_ids,
         }).all()
@@ -352,9 +422,11 @@ def _store_messages(room_id: int, batch: list[_Draft]) -> list[tuple[int | None,
             stored.append((None, None, None))
             continue
         seq, rev = bumped
+        reply = draft.reply or _Reply()
         message_id = conn.execute(_SQLITE_INSERT, {
             "room_id": room_id, "author_id": draft.author.id, "body": draft.body, "html": draft.html,
             "client_id": draft.client_id, "seq": seq, "rev": rev, "created_at": draft.created_at,
+            "thread_root_id": reply.root_id, "also_in_room": reply.also_in_room, "quote_of_id": reply.quote_of_id,
         }).scalar()
         if draft.mentioned:
             conn.execute(_SQLITE_MENTION, [{"message_id": message_id, "user_id": u.id} for u in draft.mentioned])
@@ -370,8 +442,10 @@ WHERE id = :room_id AND EXISTS (
     SELECT 1 FROM memberships JOIN users ON users.id = memberships.user_id
     WHERE memberships.room_id = :room_id AND memberships.user_id = :author_id AND NOT users.is_disabled)
 RETURNING last_seq, last_rev""")
-_SQLITE_INSERT = sa.text("""INSERT INTO messages (room_id, author_id, body, html, client_id, seq, rev, created_at)
-VALUES (:room_id, :author_id, :body, :html, :client_id, :seq, :rev, :created_at) RETURNING id""").bindparams(
+_SQLITE_INSERT = sa.text("""INSERT INTO messages (room_id, author_id, body, html, client_id, seq, rev, created_at,
+    thread_root_id, also_in_room, quote_of_id)
+VALUES (:room_id, :author_id, :body, :html, :client_id, :seq, :rev, :created_at, :thread_root_id, :also_in_room,
+    :quote_of_id) RETURNING id""").bindparams(
     sa.bindparam("created_at", type_=UTCDateTime()))
 _SQLITE_MENTION = sa.text("INSERT INTO mentions (message_id, user_id) VALUES (:message_id, :user_id)")
 _SQLITE_READ = sa.text("""UPDATE memberships SET last_read_message_id = :message_id

@@ -42,6 +42,7 @@ def do_react(user: User, message_id: int, emoji: str, on: bool) -> dict:
             raise ChatError("too_many", f"A message can carry at most {limit} different reactions.")
         # Everything the new state needs is read now, not while the room is locked.
         mentions, author = serializers.mention_names(message), serializers.user_dict(message.author)
+        quote = serializers.quote_of(message)
         rev = timeline.change_message(message)
         if rev is None:
             db.session.rollback()  # changed since it was read: read it again
@@ -54,11 +55,10 @@ def do_react(user: User, message_id: int, emoji: str, on: bool) -> dict:
             db.session.execute(_reactions.delete().where(
                 _reactions.c.message_id == message.id, _reactions.c.user_id == user.id, _reactions.c.emoji == emoji))
             rows = [row for row in rows if not (row[0] == emoji and row[1] == user.id)]
-        state = serializers.changed_message_dict(message, rev=rev, reactions=rows, mentions=mentions, author=author)
+        fields = dict(rev=rev, reactions=rows, mentions=mentions, author=author, quote=quote)
         change = {"kind": "reaction", "emoji": emoji, "by": serializers.user_dict(user), "on": on}
-        timeline.send_change_on_commit(state, change)
-        mine = serializers.changed_message_dict(message, rev=rev, reactions=rows, mentions=mentions, author=author,
-                                               viewer_id=user.id)
+        timeline.send_change_on_commit(serializers.changed_message_dict(message, **fields), change)
+        mine = serializers.changed_message_dict(message, viewer_id=user.id, **fields)
         db.session.commit()
         return mine
     raise timeline.raced()

@@ -166,19 +166,27 @@ def leave_room(room_id: int):
 @bp.get("/rooms/<int:room_id>/messages")
 @login_required
 def list_messages(room_id: int):
-    """A page of history, oldest first: ?before=<id> pages back, ?after=<id> reads forward,
-    ?around=<id> centres on one message; ?since=<rev> gives every message changed since."""
+    """A page of the main timeline, oldest first: ?before=<id> pages back, ?after=<id> reads
+    forward, ?around=<id> centres on one message; ?since=<rev> gives every message of the room
+    changed since; ?thread=<root id> reads that thread instead (with before, after or since)."""
     args = request.args
     limit = validation.parse_id(args.get("limit"), "limit")
     around = validation.parse_id(args.get("around"), "around")
     since = validation.parse_cursor(args.get("since"), "since")
+    thread = validation.parse_id(args.get("thread"), "thread")
     for alone, value in (("around", around), ("since", since)):
         others = [name for name in ("before", "after", "around", "since") if name != alone and args.get(name)]
+        if alone == "around" and thread is not None:
+            others.append("thread")
         if value is not None and others:
             raise ChatError("invalid", f"Give '{alone}' alone, without {' or '.join(map(repr, others))}.")
+    root = None
+    if thread is not None:
+        root = history.get_thread_root(current_user, room_id, thread)
+        thread = root["id"]
     if since is not None:
-        page, has_more, head = history.get_changes(current_user, room_id, since, limit=limit)
-        return {"messages": page, "has_more": has_more, "head": head}
+        page, has_more, head = history.get_changes(current_user, room_id, since, limit=limit, thread=thread)
+        return {"messages": page, "has_more": has_more, "head": head, **({"root": root} if root else {})}
     if around is not None:
         page, older, newer = history.get_messages_around(current_user, room_id, around, limit=limit)
         return {"messages": page, "has_more_before": older, "has_more_after": newer}
@@ -186,9 +194,9 @@ def list_messages(room_id: int):
         current_user, room_id,
         before=validation.parse_id(args.get("before"), "before"),
         after=validation.parse_cursor(args.get("after"), "after"),
-        limit=limit,
+        limit=limit, thread=thread,
     )
-    return {"messages": page, "has_more": has_more}
+    return {"messages": page, "has_more": has_more, **({"root": root} if root else {})}
 
 
 @bp.post("/rooms/<int:room_id>/messages")
@@ -200,8 +208,10 @@ def send_message(room_id: int):
         current_user, room_id,
         validation.get_str(data, "body"),
         validation.get_str(data, "client_id", required=False),
+        **validation.get_reply_fields(data),
     )
     return result.data, 201 if result.created else 200
+
 
 
 @bp.get("/messages/<int:message_id>")

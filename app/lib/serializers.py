@@ -70,9 +70,47 @@ def message_dict(message: Message, *, viewer_id: int | None = None) -> dict:
     author = user_dict(message.author)
     if message.deleted_at is not None:
         return tombstone_fields(message.id, message.room_id, message.seq, message.rev, author, message.created_at,
-                                message.deleted_at)
+                                message.deleted_at, **thread_fields(message))
     return changed_message_dict(message, rev=message.rev, reactions=reaction_rows(message),
-                                mentions=mention_names(message), author=author, viewer_id=viewer_id)
+                                mentions=mention_names(message), author=author, quote=quote_of(message),
+                                viewer_id=viewer_id)
+
+
+def thread_fields(message: Message) -> dict:
+    """A message's place in threads (`thread_root_id`, `also_in_room`) and its thread's summary."""
+    return {
+        "thread_root_id": message.thread_root_id,
+        "also_in_room": bool(message.also_in_room),
+        "thread": thread_summary(message.reply_count, message.last_reply_at, message.thread_repliers),
+    }
+
+
+def thread_summary(reply_count: int, last_reply_at: datetime | None, repliers: list | None) -> dict | None:
+    """A root's thread summary; None for a message that never had a reply (repliers unset)."""
+    if repliers is None:
+        return None
+    return {"reply_count": reply_count, "last_reply_at": iso(last_reply_at), "repliers": list(repliers)}
+
+
+# How much of a quoted message's text a quote-reply carries.
+QUOTE_EXCERPT_CHARS = 200
+
+
+def quote_of(message: Message) -> dict | None:
+    """The quote a quote-reply carries, from the quoted message as loaded now."""
+    quoted = message.quote_of
+    if quoted is None:
+        return None
+    return quote_fields(quoted.id, user_dict(quoted.author), quoted.body, quoted.deleted_at)
+
+
+def quote_fields(quoted_id: int | None, author: dict, body: str | None, deleted_at: datetime | None) -> dict | None:
+    """A quoted message as a quote-reply shows it: its author and the start of its text."""
+    if quoted_id is None:
+        return None
+    if deleted_at is not None:
+        return {"id": quoted_id, "author": author, "deleted": True}
+    return {"id": quoted_id, "author": author, "excerpt": body[:QUOTE_EXCERPT_CHARS], "deleted": False}
 
 
 def reaction_rows(message: Message) -> list[tuple[str, int, str]]:
@@ -87,26 +125,31 @@ def mention_names(message: Message) -> list[str]:
 
 def changed_message_dict(
     message: Message, *, rev: int, reactions: list[tuple[str, int, str]], mentions: list[str], author: dict,
-    viewer_id: int | None = None, **columns,
+    quote: dict | None, viewer_id: int | None = None, **columns,
 ) -> dict:
     """`message_dict` of a message as a change will leave it, from the message as read before
-    the change: its `rev`, its `reactions` (`reaction_rows`), `mentions` (usernames) and
-    `author` (a `user_dict`), and any new `body`, `html` or `edited_at` (columns). It reads
-    nothing, so a change builds its state this way while it holds the room's lock."""
+    the change: its `rev`, its `reactions` (`reaction_rows`), `mentions` (usernames),
+    `author` (a `user_dict`) and `quote` (`quote_of`), and any new `body`, `html` or
+    `edited_at` (columns). It reads nothing, so a change builds its state this way while it
+    holds the room's lock."""
     return message_fields(
         message.id, message.room_id, message.seq, rev, author, columns.get("body", message.body),
         columns.get("html", message.html), message.created_at, columns.get("edited_at", message.edited_at),
         mentions, message.client_id, reaction_summaries(reactions, viewer_id=viewer_id),
+        quote_of=message.quote_of_id, quote=quote, **thread_fields(message),
     )
 
 
 def message_fields(
     message_id: int, room_id: int, seq: int, rev: int, author: dict, body: str, html: str, created_at: datetime,
     edited_at: datetime | None, mentions: list[str], client_id: str | None, reactions: list[dict],
+    *, thread_root_id: int | None = None, also_in_room: bool = False, thread: dict | None = None,
+    quote_of: int | None = None, quote: dict | None = None,
 ) -> dict:
     """A message's dict from plain values: `message_dict`'s shape, for readers that load columns
     rather than models (app.queries.history). `author` is a `user_fields` dict; `mentions`
-    the mentioned usernames in the order of the mentions; `reactions` from `reaction_summaries`."""
+    the mentioned usernames in the order of the mentions; `reactions` from `reaction_summaries`;
+    `thread` from `thread_summary`, `quote` from `quote_fields`."""
     return {
         "id": message_id,
         "room_id": room_id,
@@ -120,13 +163,20 @@ def message_fields(
         "mentions": mentions,
         "client_id": client_id,
         "reactions": reactions,
+        "thread_root_id": thread_root_id,
+        "also_in_room": also_in_room,
+        "thread": thread,
+        "quote_of": quote_of,
+        "quote": quote,
     }
 
 
 def tombstone_fields(
-    message_id: int, room_id: int, seq: int, rev: int, author: dict, created_at: datetime, deleted_at: datetime
+    message_id: int, room_id: int, seq: int, rev: int, author: dict, created_at: datetime, deleted_at: datetime,
+    *, thread_root_id: int | None = None, also_in_room: bool = False, thread: dict | None = None,
 ) -> dict:
-    """What is left of a deleted message: its place, its author and when it went; no text."""
+    """What is left of a deleted message: its place (in its thread too), its author, when it
+    went, and a root's thread summary; no text."""
     return {
         "id": message_id,
         "room_id": room_id,
@@ -136,6 +186,9 @@ def tombstone_fields(
         "created_at": iso(created_at),
         "deleted": True,
         "deleted_at": iso(deleted_at),
+        "thread_root_id": thread_root_id,
+        "also_in_room": also_in_room,
+        "thread": thread,
     }
 
 

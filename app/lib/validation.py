@@ -76,6 +76,16 @@ def get_bool(data: dict, key: str, default: bool = False) -> bool:
     return value
 
 
+def get_reply_fields(data: dict) -> dict:
+    """The fields of a send that answer another message (a thread reply, a quote-reply), as
+    keyword arguments of `do_send_message`."""
+    return {
+        "thread_root_id": get_int(data, "thread_root_id", required=False),
+        "also_in_room": get_bool(data, "also_in_room"),
+        "quote_of": get_int(data, "quote_of", required=False),
+    }
+
+
 def parse_id(value: str | None, name: str) -> int | None:
     """An id given in a query string."""
     if value is None or value == "":

@@ -66,6 +66,7 @@ class Message(db.Model):
 
     room = relationship("Room")
     author = relationship("User", foreign_keys=[author_id])
+    quote_of = relationship("Message", remote_side=[id], foreign_keys=[quote_of_id])
     mentions = relationship(
         "Mention", back_populates="message", cascade="all, delete-orphan", order_by="Mention.id"
     )

@@ -36,10 +36,12 @@ def room_view(room: Room, user: User) -> dict:
 
 
 def _unread_count(room_id: int, user_id: int, last_read: int) -> int:
+    """Messages by others in the room's main timeline after the read marker (thread replies
+    count in their thread: app.queries.threads)."""
     return db.session.execute(
         db.select(func.count(Message.id)).filter(
             Message.room_id == room_id, Message.id > last_read, Message.author_id != user_id,
-            Message.deleted_at.is_(None),
+            Message.deleted_at.is_(None), or_(Message.thread_root_id.is_(None), Message.also_in_room),
         )
     ).scalar_one()
 

@@ -91,12 +91,14 @@ def socket_action(handler):
 @socketio.on("send")
 @socket_action
 def on_send(data: dict) -> dict:
-    """client -> send {room_id, body, client_id}; ack {ok, message}."""
+    """client -> send {room_id, body, client_id, thread_root_id?, also_in_room?, quote_of?};
+    ack {ok, message, duplicate}."""
     result = messages.do_send_message(
         current_user,
         validation.get_int(data, "room_id"),
         validation.get_str(data, "body"),
         validation.get_str(data, "client_id", required=False),
+        **validation.get_reply_fields(data),
     )
     return {"message": result.data, "duplicate": not result.created}
 

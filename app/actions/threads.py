@@ -1,0 +1,132 @@
+"""Threads: where a reply attaches, the root's summary, and who follows a thread.
+
+A reply is a message with `thread_root_id`; sending one is a send (app.actions.messages),
+which calls in here for what is particular to replies. Threads are one level deep: a reply
+to a reply attaches to its root.
+
+A root's summary (reply count, newest reply's time, first repliers) is a change of the root
+like an edit: it takes the room's next rev, under the room's lock, in the transaction of
+the reply (or of the delete of a reply) that changed it, so the count is exact whatever
+number of servers send replies at once, and catching up with since= brings summaries back
+with the replies. Under the lock the summary is counted again from the replies rather than
+incremented, so a delete and a reply need no bookkeeping of their own.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.actions import timeline
+from app.extensions import db
+from app.lib.errors import ChatError
+from app.lib.validation import MAX_ID
+from app.models import Message, ThreadFollow, User
+from app.models.base import utcnow
+from app.queries import history
+
+# How many repliers a root's summary names.
+THREAD_REPLIERS_SHOWN = 5
+
+_messages = Message.__table__
+_users = User.__table__
+_follows = ThreadFollow.__table__
+
+_REPLY_COUNT = (
+    sa.select(sa.func.count(), sa.func.max(_messages.c.created_at))
+    .where(_messages.c.thread_root_id == sa.bindparam("root_id"), _messages.c.deleted_at.is_(None))
+)
+_REPLIERS = (
+    sa.select(_users.c.username)
+    .select_from(_messages.join(_users, _users.c.id == _messages.c.author_id))
+    .where(_messages.c.thread_root_id == sa.bindparam("root_id"), _messages.c.deleted_at.is_(None))
+    .group_by(_users.c.id, _users.c.username)
+    .order_by(sa.func.min(_messages.c.id))
+    .limit(THREAD_REPLIERS_SHOWN)
+)
+
+
+def find_message_in_room(room_id: int, message_id, field: str) -> Message:
+    """A message of this room that a reply or a quote may name: not_found for one that is not
+    in this room (or does not exist), gone for a deleted one. The caller is a member."""
+    if isinstance(message_id, bool) or not isinstance(message_id, int) or not 0 < message_id <= MAX_ID:
+        raise ChatError("invalid", f"'{field}' must be a message id.", field=field)
+    message = db.session.get(Message, message_id)
+    if message is None or message.room_id != room_id:
+        raise ChatError("not_found", "No such message in this room.", field=field)
+    if message.is_deleted:
+        raise ChatError("gone", "That message was deleted.", field=field)
+    return message
+
+
+def find_root(room_id: int, message_id) -> Message:
+    """The root a reply to `message_id` attaches to: the message, or its root if it is itself
+    a reply (one level of threads). not_found / gone as `find_message_in_room`."""
+    message = find_message_in_room(room_id, message_id, "thread_root_id")
+    if message.thread_root_id is None:
+        return message
+    return find_message_in_room(room_id, message.thread_root_id, "thread_root_id")
+
+
+def update_summary(root_id: int, by: dict) -> None:
+    """Count the root's thread again and give the root the room's next rev, broadcasting its
+    state (`message_updated`, change `thread`) after commit. Holds the room's lock until the
+    transaction ends (the caller commits); a deleted root keeps its summary too."""
+    connection = db.session.connection()
+    room_id = connection.execute(sa.select(_messages.c.room_id).where(_messages.c.id == root_id)).scalar_one()
+    rev = timeline.take_rev(room_id)
+    count, last_reply_at = connection.execute(_REPLY_COUNT, {"root_id": root_id}).one()
+    repliers = list(connection.execute(_REPLIERS, {"root_id": root_id}).scalars())
+    connection.execute(
+        _messages.update().where(_messages.c.id == root_id)
+        .values(rev=rev, reply_count=count, last_reply_at=last_reply_at, thread_repliers=repliers)
+    )
+    # Read under the lock: the root's reactions or text cannot change before commit, so the
+    # state broadcast is the state as of this rev.
+    state = history.get_message_states(connection, [root_id])[root_id]
+    timeline.send_change_on_commit(state, {"kind": "thread", "by": by})
+
+
+def followers_of_root(root: Message) -> list[int]:
+    """Who a reply to this root makes follow the thread besides its author: the root's author
+    and the members the root mentions (read before the send's batch, with the root)."""
+    return [root.author_id, *(m.user_id for m in root.mentions)]
+
+
+def follow_on_reply(root_id: int, replier_id: int, reply_id: int, others: list[int]) -> None:
+    """The follows a reply makes: its author follows (again, even after unfollowing) and has
+    read up to the reply; `others` (`followers_of_root`, and the members the reply mentions)
+    follow unless they already have a say."""
+    _upsert_follow(root_id, replier_id, following=True, last_read_id=reply_id)
+    for user_id in dict.fromkeys(others):
+        if user_id != replier_id:
+            _insert_follow(root_id, user_id)
+
+
+def follow_mentioned(root_id: int, user_ids: list[int]) -> None:
+    """Members newly mentioned in a thread (by an edit) follow it, unless they already have a say."""
+    for user_id in dict.fromkeys(user_ids):
+        _insert_follow(root_id, user_id)
+
+
+def _insert(connection):
+    return pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+
+
+def _insert_follow(root_id: int, user_id: int) -> None:
+    connection = db.session.connection()
+    statement = _insert(connection)(_follows).values(root_id=root_id, user_id=user_id, following=True,
+                                                     last_read_id=0, created_at=utcnow())
+    connection.execute(statement.on_conflict_do_nothing(index_elements=["root_id", "user_id"]))
+
+
+def _upsert_follow(root_id: int, user_id: int, *, following: bool, last_read_id: int = 0) -> None:
+    connection = db.session.connection()
+    statement = _insert(connection)(_follows).values(root_id=root_id, user_id=user_id, following=following,
+                                                     last_read_id=last_read_id, created_at=utcnow())
+    connection.execute(statement.on_conflict_do_update(
+        index_elements=["root_id", "user_id"],
+        set_={"following": following,
+              "last_read_id": sa.case((statement.excluded.last_read_id > _follows.c.last_read_id,
+                                       statement.excluded.last_read_id), else_=_follows.c.last_read_id)},
+    ))
