@@ -453,6 +453,8 @@ function startRoom(socket) {
   history.fillView();
   // A thread link (/rooms/<id>?thread=<root id>) opens the thread beside the room.
   const linkedThread = Number(new URLSearchParams(window.location.search).get("thread")) || 0;
-  if (linkedThread) panel.open(linkedThread);
+  // "Copy link" in a thread gives ?thread=<root>#thread-message-<reply>: open at that reply.
+  const linkedReply = /^#thread-message-(\d+)$/.exec(window.location.hash);
+  if (linkedThread) panel.open(linkedThread, { scrollTo: linkedReply ? Number(linkedReply[1]) : 0 });
   else if (!window.matchMedia("(pointer: coarse)").matches) composer.focus({ preventScroll: true });
 }

@@ -222,12 +222,14 @@ export function createThreadPanel({ ctx, socket, outbox, threads, getMembers, ma
   });
 
   // ---------------------------------------------------------- opening and closing
-  function setAddress(id) {
+  function setAddress(id, { keepHash = false } = {}) {
     const params = new URLSearchParams(window.location.search);
     if (id) params.set("thread", String(id));
     else params.delete("thread");
     const query = params.toString();
-    window.history.replaceState(null, "", `${window.location.pathname}${query ? `?${query}` : ""}${window.location.hash}`);
+    // A link to a reply of a thread means nothing once another (or none) is open.
+    const hash = /^#thread-message-/.test(window.location.hash) && !keepHash ? "" : window.location.hash;
+    window.history.replaceState(null, "", `${window.location.pathname}${query ? `?${query}` : ""}${hash}`);
   }
 
   function forget() {
@@ -266,7 +268,7 @@ export function createThreadPanel({ ctx, socket, outbox, threads, getMembers, ma
     panel.hidden = false;
     document.body.classList.add("thread-open");
     countLine.textContent = "Loading…";
-    setAddress(wanted);
+    setAddress(wanted, { keepHash: Boolean(scrollTo) });
     if (hooks.opened) hooks.opened(wanted);
     state.reloading = true; // live replies wait until the first page is shown
     let page;
@@ -283,7 +285,7 @@ export function createThreadPanel({ ctx, socket, outbox, threads, getMembers, ma
     if (page.root && Number(page.root.id) !== rootId) {
       rootId = Number(page.root.id);
       tctx.inThread = rootId;
-      setAddress(rootId);
+      setAddress(rootId, { keepHash: Boolean(scrollTo) });
     }
     setRoot(page.root, { sameRev: true });
     view.addPage((page.messages || []).filter((m) => rootIdOf(m) === rootId));
@@ -297,7 +299,10 @@ export function createThreadPanel({ ctx, socket, outbox, threads, getMembers, ma
     marker = new ReadMarker(entry ? entry.last_read_id : 0);
     const sep = placeUnreadMarker(entry ? entry.last_read_id : null);
     const target = scrollTo ? view.element(scrollTo) : null;
-    if (target) target.scrollIntoView({ block: "center" });
+    if (target) {
+      target.classList.add("msg-linked");
+      target.scrollIntoView({ block: "center" });
+    }
     else if (sep) sep.scrollIntoView({ block: "start" });
     else view.scrollToBottom();
     state.stuckToBottom = view.atLatest();
