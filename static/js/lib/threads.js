@@ -118,8 +118,13 @@ export function setupThreads({ socket, me }) {
     });
     socket.on("message_updated", (m) => {
       if (!m) return;
-      const changed = rootIdOf(m) ? list.applyReply(m) : list.applyRoot(m);
-      if (changed) render();
+      if (!rootIdOf(m)) {
+        if (list.applyRoot(m)) render();
+      } else if (m.deleted && list.has(rootIdOf(m))) {
+        // A deleted reply no longer counts; whether it did is the server's to say.
+        refreshSoon();
+      }
+      // An edit or a reaction changes no count.
     });
     socket.on("thread_read", (event) => {
       if (event && list.applyRead(event)) render();
