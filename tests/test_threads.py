@@ -171,3 +171,34 @@ def test_replying_follows_the_thread_with_its_root_author_and_the_mentioned(app,
         assert follows(root["id"])["carol"] == (False, 0)  # an unfollow stays through mentions
         mine = reply(carol, room.id, "ok, ok", root["id"])
         assert follows(root["id"])["carol"] == (True, mine["id"])  # replying follows again
+
+
+def test_a_reply_in_a_room_one_left_is_refused(app, team):
+    from app.actions import memberships
+    alice, bob, room = team["alice"], team["bob"], team["room"]
+    with app.app_context():
+        root = reply(alice, room.id, "root")
+        memberships.do_leave_room(row(User, bob), room.id)
+        refuse("not_member", reply, bob, room.id, "late", root["id"])
+        assert db.session.get(Message, root["id"]).reply_count == 0
+
+
+def test_a_thread_of_a_thousand_replies_pages_whole_and_counts_exactly(app, team):
+    alice, bob, carol, room = team["alice"], team["bob"], team["carol"], team["room"]
+    with app.app_context():
+        root = reply(alice, room.id, "busy thread")["id"]
+        sent = [reply([bob, carol][i % 2], room.id, f"reply {i}", root)["id"] for i in range(1000)]
+        assert db.session.get(Message, root).reply_count == 1000
+        seen, before, more = [], None, True
+        while more:
+            page, more = history.get_messages(row(User, alice), room.id, thread=root, before=before, limit=200)
+            seen[:0] = [m["id"] for m in page]
+            before = page[0]["id"]
+        assert seen == [root, *sent]
+        forward, after, more = [], 0, True
+        while more:
+            page, more = history.get_messages(row(User, alice), room.id, thread=root, after=after, limit=200)
+            forward += [m["id"] for m in page]
+            after = page[-1]["id"]
+        assert forward == seen
+        assert main_ids(alice, room) == [root]
