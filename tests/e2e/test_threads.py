@@ -338,6 +338,12 @@ def test_a_thread_link_opens_the_panel_with_its_unread_marker_and_history(browsi
     expect(alice.locator("#thread-list .unread-sep")).to_have_count(1)
     ids = [int(x) for x in alice.locator("#thread-list .msg[data-id]").evaluate_all("els => els.map((e) => e.dataset.id)")]
     assert ids == sorted(ids) and len(set(ids)) == 60
+    after_marker = alice.evaluate("""() => {
+      let el = document.querySelector("#thread-list .unread-sep");
+      while (el && !el.matches(".msg[data-id]")) el = el.nextElementSibling;
+      return el ? Number(el.dataset.id) : null;
+    }""")
+    assert after_marker == ids[0]
 
     # Back at the bottom, the newest reply is seen: the server has the thread read.
     scroller.evaluate("el => { el.scrollTop = el.scrollHeight; el.dispatchEvent(new Event('scroll')); }")

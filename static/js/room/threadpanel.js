@@ -31,6 +31,7 @@ export function createThreadPanel({ ctx, socket, outbox, threads, getMembers, ma
   let rootEl = null;
   let following = false;
   let marker = new ReadMarker(0);
+  let unreadFrom = null; // the read marker when the thread was opened: "New" stays where it was
   let readTimer = null;
   let opening = 0; // bumped at each open: answers for a thread no longer shown are dropped
 
@@ -56,6 +57,8 @@ export function createThreadPanel({ ctx, socket, outbox, threads, getMembers, ma
     pageUrl: (query) => `/api/v1/rooms/${ctx.room.id}/messages?thread=${rootId}${query ? `&${query}` : ""}`,
     pageMessages: (page) => {
       if (page.root && Number(page.root.id) === rootId) setRoot(page.root);
+      // Older unread replies may come with the page: "New" moves up to the first of them once it is shown.
+      if (unreadFrom !== null) queueMicrotask(() => placeUnreadMarker(unreadFrom));
       return (page.messages || []).filter((m) => rootIdOf(m) === rootId);
     },
     startNote: () => null,
@@ -243,6 +246,7 @@ export function createThreadPanel({ ctx, socket, outbox, threads, getMembers, ma
     state.newerArrived = false;
     root = null;
     rootEl = null;
+    unreadFrom = null;
     rootBox.replaceChildren();
     history.setHistoryStatus("start");
     history.setNewerStatus("done");
@@ -297,7 +301,8 @@ export function createThreadPanel({ ctx, socket, outbox, threads, getMembers, ma
     const entry = threads.list.get(rootId);
     setFollowing(Boolean(entry));
     marker = new ReadMarker(entry ? entry.last_read_id : 0);
-    const sep = placeUnreadMarker(entry ? entry.last_read_id : null);
+    unreadFrom = entry ? entry.last_read_id : null;
+    const sep = placeUnreadMarker(unreadFrom);
     const target = scrollTo ? view.element(scrollTo) : null;
     if (target) {
       target.classList.add("msg-linked");
