@@ -12,6 +12,7 @@ from app.models import Message, Room, ThreadFollow, User
 from app.queries import history
 from app.queries.rooms import room_view
 from tests.test_actions import refuse, row
+from tests.test_api import api  # noqa: F401  (a fixture)
 from tests.test_message_changes import changes, delete, edit, react, updates
 
 
@@ -202,3 +203,44 @@ def test_a_thread_of_a_thousand_replies_pages_whole_and_counts_exactly(app, team
             after = page[-1]["id"]
         assert forward == seen
         assert main_ids(alice, room) == [root]
+
+
+def test_threads_over_rest_and_sockets(app, team, api, sock, make_room):
+    from tests.conftest import events_named
+    from tests.test_api import error_of
+    alice, bob, dave, room = team["alice"], team["bob"], team["dave"], team["room"]
+    other = make_room(dave, "elsewhere")
+    root = api(alice).post(f"/rooms/{room.id}/messages", json={"body": "root"}).get_json()
+    made = api(bob).post(f"/rooms/{room.id}/messages",
+                         json={"body": "over REST", "thread_root_id": root["id"], "also_in_room": True})
+    assert made.status_code == 201 and made.get_json()["thread_root_id"] == root["id"]
+    watcher = sock(alice)
+    socket = sock(bob)
+    ack = socket.emit("send", {"room_id": room.id, "body": "over the socket", "thread_root_id": root["id"]},
+                      callback=True)
+    assert ack["ok"] and ack["message"]["thread_root_id"] == root["id"] and not ack["message"]["also_in_room"]
+    updated = events_named(watcher, "message_updated")
+    assert updated[-1]["id"] == root["id"] and updated[-1]["thread"]["reply_count"] == 2
+    # Hostile or wrong fields: a clear refusal, nothing stored.
+    for data, field in ((dict(thread_root_id="1"), "thread_root_id"), (dict(thread_root_id=True), "thread_root_id"),
+                        (dict(also_in_room="yes", thread_root_id=root["id"]), "also_in_room"),
+                        (dict(quote_of=-3), "quote_of"), (dict(also_in_room=True), "also_in_room")):
+        ack = socket.emit("send", {"room_id": room.id, "body": "x", **data}, callback=True)
+        assert ack["ok"] is False and ack["error"]["code"] == "invalid" and ack["error"]["field"] == field, ack
+        error = error_of(api(bob).post(f"/rooms/{room.id}/messages", json={"body": "x", **data}), 400)
+        assert error["field"] == field
+    # The thread's page, with its root; a reply's id reads its root's thread.
+    page = api(alice).get(f"/rooms/{room.id}/messages?thread={made.get_json()['id']}").get_json()
+    assert page["root"]["id"] == root["id"] and [m["body"] for m in page["messages"]] == [
+        "root", "over REST", "over the socket"] and page["has_more"] is False
+    since = api(alice).get(f"/rooms/{room.id}/messages?thread={root['id']}&since=0&limit=2").get_json()
+    assert since["has_more"] is True and since["root"]["id"] == root["id"] and "head" in since
+    main = api(alice).get(f"/rooms/{room.id}/messages").get_json()["messages"]
+    assert [m["body"] for m in main] == ["root", "over REST"]
+    assert error_of(api(alice).get(f"/rooms/{room.id}/messages?thread={root['id']}&around={root['id']}"), 400)
+    assert error_of(api(alice).get(f"/rooms/{room.id}/messages?thread=abc"), 400)["field"] == "thread"
+    elsewhere = api(dave).post(f"/rooms/{other.id}/messages", json={"body": "not yours"}).get_json()
+    assert error_of(api(alice).get(f"/rooms/{room.id}/messages?thread={elsewhere['id']}"), 404)
+    assert error_of(api(alice).get(f"/rooms/{other.id}/messages?thread={elsewhere['id']}"), 403)["code"]
+    with app.app_context():
+        assert db.session.get(Message, root["id"]).reply_count == 2
