@@ -127,7 +127,7 @@ def do_delete_message(user: User, message_id: int) -> dict:
         by = serializers.user_dict(user)
         timeline.send_change_on_commit(tombstone, {"kind": "delete", "by": by})
         if message.thread_root_id is not None:
-            threads.update_summary(message.thread_root_id, by=by)  # one reply fewer
+            threads.update_summary(message.room_id, message.thread_root_id, by=by)  # one reply fewer
         db.session.commit()
         return tombstone
     raise timeline.raced()

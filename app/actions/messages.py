@@ -306,7 +306,7 @@ def _store_batch(batch: list[_Draft], committed: Callable[[], None] | None = Non
             draft.result = SendResult(message, created=True, data=data)
         for root_id, replier in repliers.items():
             # After the replies, each root's summary takes the next rev (sent after them).
-            threads.update_summary(root_id, by=serializers.user_dict(replier))
+            threads.update_summary(room_id, root_id, by=serializers.user_dict(replier))
         if any(draft.outcome == _STORED for draft in batch):
             db.session.commit()  # broadcasts the batch in the order of its seqs
         else:

@@ -68,12 +68,11 @@ def find_root(room_id: int, message_id) -> Message:
     return find_message_in_room(room_id, message.thread_root_id, "thread_root_id")
 
 
-def update_summary(root_id: int, by: dict) -> None:
+def update_summary(room_id: int, root_id: int, by: dict) -> None:
     """Count the root's thread again and give the root the room's next rev, broadcasting its
     state (`message_updated`, change `thread`) after commit. Holds the room's lock until the
     transaction ends (the caller commits); a deleted root keeps its summary too."""
     connection = db.session.connection()
-    room_id = connection.execute(sa.select(_messages.c.room_id).where(_messages.c.id == root_id)).scalar_one()
     rev = timeline.take_rev(room_id)
     count, last_reply_at = connection.execute(_REPLY_COUNT, {"root_id": root_id}).one()
     repliers = list(connection.execute(_REPLIERS, {"root_id": root_id}).scalars())
