@@ -15,14 +15,17 @@ from app.actions import notifications
     max_retries=8,
 )
 def notify_mentions(message_id: int, enqueued_at: float | None = None) -> int:
-    """Create and push the notifications for the mentions in one message.
+    """Create and push one message's notifications: its mentions and, for a thread reply,
+    the thread's followers (the name is older than thread replies; queued tasks keep it).
 
     `enqueued_at` only feeds the latency metric.
     """
-    return notifications.do_create_mention_notifications(message_id)
+    return notifications.do_create_message_notifications(message_id)
 
 
 @shared_task(name="chorus.sweep_mentions", ignore_result=True)
 def sweep_mentions(min_age: float = 10.0) -> int:
-    """Handle mentions whose notify_mentions task was lost; idempotent like that task."""
-    return notifications.do_sweep_unhandled_mentions(min_age=min_age)
+    """Handle the messages whose notify_mentions task was lost (mentions not handled, thread
+    replies whose followers were not); idempotent like that task."""
+    return (notifications.do_sweep_unhandled_mentions(min_age=min_age)
+            + notifications.do_sweep_unnotified_replies(min_age=min_age))

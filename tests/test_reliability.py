@@ -143,7 +143,7 @@ def test_mention_task_retries_with_backoff():
 def test_mention_task_survives_failures_for_a_while(app, team, monkeypatch, failure):
     alice, bob, room = team["alice"], team["bob"], team["room"]
     runs = []
-    original = notifications.do_create_mention_notifications
+    original = notifications.do_create_message_notifications
 
     def flaky(message_id):
         runs.append(message_id)
@@ -160,7 +160,7 @@ def test_mention_task_survives_failures_for_a_while(app, team, monkeypatch, fail
 
         db.session.add(Mention(message_id=message_id, user_id=bob.id))
         db.session.commit()
-    monkeypatch.setattr(notifications, "do_create_mention_notifications", flaky)
+    monkeypatch.setattr(notifications, "do_create_message_notifications", flaky)
     # Eager runs follow retries in-process (without the countdown) once failures do not propagate.
     monkeypatch.setitem(tasks.notify_mentions.app.conf, "task_eager_propagates", False)
     result = tasks.notify_mentions.apply(args=[message_id])

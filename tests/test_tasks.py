@@ -36,15 +36,15 @@ def held_tasks(monkeypatch):
 
 @pytest.fixture
 def task_runs(monkeypatch):
-    """The message ids the mention action ran for (it still runs)."""
+    """The message ids the notification action ran for (it still runs)."""
     runs: list[int] = []
-    original = notifications.do_create_mention_notifications
+    original = notifications.do_create_message_notifications
 
     def _record(message_id):
         runs.append(message_id)
         return original(message_id)
 
-    monkeypatch.setattr(notifications, "do_create_mention_notifications", _record)
+    monkeypatch.setattr(notifications, "do_create_message_notifications", _record)
     return runs
 
 

@@ -1,53 +1,85 @@
-"""Mention notifications: created by the background task, marked read by their user (listing
-them: app.queries.notifications)."""
+"""Notifications: made by the background task for a message's mentions and, for a thread
+reply, the thread's followers; marked read by their user (listing them: app.queries.notifications)."""
 from __future__ import annotations
 
 from datetime import timedelta
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from app import events
 from app.extensions import db
 from app.lib import serializers
-from app.lib.access import get_membership
 from app.lib.errors import ChatError
-from app.models import Mention, Message, Notification, User
+from app.models import Membership, Mention, Message, Notification, ThreadFollow, User
 from app.models.base import utcnow
 from app.queries import notifications as notification_queries
 
 
-def do_create_mention_notifications(message_id: int) -> int:
-    """One notification per mentioned member, never the author, never twice; pushed live.
+def do_create_message_notifications(message_id: int) -> int:
+    """A message's notifications, pushed live: `mention` for each member it mentions and, for a
+    thread reply, `thread_reply` for each follower of the thread. Never the author, never
+    a disabled user or one no longer in the room, at most one per user and message whatever
+    the kind (a mentioned follower gets the mention only).
 
-    Safe to run again for the same message: existing notifications are left alone.
-    Returns how many were created.
+    Safe to run again for the same message: existing notifications are left alone, and a
+    reply's followers are looked up only until it is marked handled (`notified_at`), so
+    a rerun (an edit that adds a mention) never tells someone who followed since. Returns
+    how many were created.
     """
     # The message's row is locked first, as every change of a message locks it (an edit or a
     # delete updates it before touching its mentions): marking its mentions handled waits for
     # such a change instead of locking mention rows in another order and deadlocking with it.
+    # The lock also runs the task's copies for one message one after another, so the second
+    # sees the first one's notifications and handled marks.
     message = db.session.get(Message, message_id, with_for_update={"key_share": True}, populate_existing=True)
-    if message is None or message.is_deleted:
+    if message is None:
         db.session.rollback()  # let go of the lock
-        return 0  # deleted before the task ran (a tombstone has no mentions left)
-    existing = set(
-        db.session.execute(
-            db.select(Notification.user_id).filter_by(message_id=message.id, kind="mention")
-        ).scalars()
-    )
-    created = []
+        return 0
     now = utcnow()
+    reply_due = message.thread_root_id is not None and message.notified_at is None
+    if message.is_deleted:
+        # Deleted before the task ran (a tombstone has no mentions left): nobody to tell, but
+        # a reply is marked handled so that the sweep stops finding it.
+        if reply_due:
+            message.notified_at = now
+            db.session.commit()
+        else:
+            db.session.rollback()
+        return 0
+    kinds: dict[int, str] = {}  # user id -> the one notification kind they get, in order
     for mention in message.mentions:
         if mention.handled_at is None:
             mention.handled_at = now
-        if mention.user_id == message.author_id or mention.user_id in existing:
-            continue
-        if mention.user.is_disabled or get_membership(message.room_id, mention.user_id) is None:
-            continue  # left the room since the message was sent
-        notification = Notification(
-            user_id=mention.user_id, kind="mention", room_id=message.room_id, message_id=message.id
-        )
-        db.session.add(notification)
-        created.append(notification)
+        kinds.setdefault(mention.user_id, "mention")
+    if reply_due:
+        for user_id in db.session.execute(
+            sa.select(ThreadFollow.user_id)
+            .where(ThreadFollow.root_id == message.thread_root_id, ThreadFollow.following.is_(True))
+            .order_by(ThreadFollow.id)
+        ).scalars():
+            kinds.setdefault(user_id, "thread_reply")
+        message.notified_at = now
+    kinds.pop(message.author_id, None)
+    if kinds:
+        # Once per user and message, whatever the kind: an earlier run's notification stands.
+        for user_id in db.session.execute(
+            sa.select(Notification.user_id).where(Notification.message_id == message.id)
+        ).scalars():
+            kinds.pop(user_id, None)
+    if kinds:
+        # Members still in the room, accounts not disabled (they may have left since the send).
+        reachable = set(db.session.execute(
+            sa.select(Membership.user_id).join(User, User.id == Membership.user_id)
+            .where(Membership.room_id == message.room_id, Membership.user_id.in_(list(kinds)),
+                   User.is_disabled.is_(False))
+        ).scalars())
+        kinds = {user_id: kind for user_id, kind in kinds.items() if user_id in reachable}
+    created = [
+        Notification(user_id=user_id, kind=kind, room_id=message.room_id, message_id=message.id)
+        for user_id, kind in kinds.items()
+    ]
+    db.session.add_all(created)
     try:
         db.session.flush()
     except IntegrityError:
@@ -61,6 +93,11 @@ def do_create_mention_notifications(message_id: int) -> int:
         )
     db.session.commit()
     return len(created)
+
+
+def do_create_mention_notifications(message_id: int) -> int:
+    """`do_create_message_notifications` by its earlier name (mentions were all it made)."""
+    return do_create_message_notifications(message_id)
 
 
 def do_sweep_unhandled_mentions(min_age: float = 10.0, max_age: float = 86400.0, limit: int = 200) -> int:
@@ -80,7 +117,26 @@ def do_sweep_unhandled_mentions(min_age: float = 10.0, max_age: float = 86400.0,
     ).scalars())
     db.session.rollback()  # end the read before each message's own transaction
     for message_id in message_ids:
-        do_create_mention_notifications(message_id)
+        do_create_message_notifications(message_id)
+    return len(message_ids)
+
+
+def do_sweep_unnotified_replies(min_age: float = 10.0, max_age: float = 86400.0, limit: int = 200) -> int:
+    """Handle the thread replies whose task was lost, as `do_sweep_unhandled_mentions` does
+    mentions: every reply older than min_age seconds (and younger than max_age) whose
+    followers were never handled. Returns how many replies were handled."""
+    now = utcnow()
+    # The partial index ix_messages_unnotified_replies holds exactly these rows, by created_at.
+    message_ids = list(db.session.execute(
+        sa.select(Message.id)
+        .where(Message.thread_root_id.is_not(None), Message.notified_at.is_(None),
+               Message.created_at < now - timedelta(seconds=min_age),
+               Message.created_at > now - timedelta(seconds=max_age))
+        .order_by(Message.created_at).limit(limit)
+    ).scalars())
+    db.session.rollback()  # end the read before each message's own transaction
+    for message_id in message_ids:
+        do_create_message_notifications(message_id)
     return len(message_ids)
 
 

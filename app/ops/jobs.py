@@ -11,7 +11,8 @@ log = logging.getLogger(__name__)
 
 
 def start_background_jobs(app: Flask) -> None:
-    """Every MENTION_SWEEP_SECONDS, queue the sweep of mentions whose task was lost.
+    """Every MENTION_SWEEP_SECONDS, queue the sweep of messages whose notification task was
+    lost (unhandled mentions, thread replies whose followers were not told).
 
     Each server queues it; the sweep is idempotent, so several servers only repeat work.
     In the embedded mode the sweep runs in-process.
@@ -28,6 +29,6 @@ def start_background_jobs(app: Flask) -> None:
                 with app.app_context():
                     tasks.sweep_mentions.apply_async(kwargs={"min_age": interval / 2})
             except Exception:  # Redis down: try again next round
-                log.warning("could not queue the mention sweep", exc_info=True)
+                log.warning("could not queue the notification sweep", exc_info=True)
 
     socketio.start_background_task(sweep_forever)
