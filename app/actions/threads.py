@@ -17,8 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from app import events
 from app.actions import timeline
 from app.extensions import db
+from app.lib.access import access_message
 from app.lib.errors import ChatError
 from app.lib.validation import MAX_ID
 from app.models import Message, ThreadFollow, User
@@ -43,6 +45,22 @@ _REPLIERS = (
     .group_by(_users.c.id, _users.c.username)
     .order_by(sa.func.min(_messages.c.id))
     .limit(THREAD_REPLIERS_SHOWN)
+)
+
+# The newest reply of a thread (0: none yet), deleted ones included: a marker is a place.
+_NEWEST_REPLY = (
+    sa.select(sa.func.coalesce(sa.func.max(_messages.c.id), 0))
+    .where(_messages.c.thread_root_id == sa.bindparam("root_id"))
+)
+_MARKER = (
+    sa.select(_follows.c.last_read_id)
+    .where(_follows.c.root_id == sa.bindparam("root_id"), _follows.c.user_id == sa.bindparam("user_id"))
+)
+# A follower's unread replies: by others, not deleted, past the marker.
+_UNREAD = (
+    sa.select(sa.func.count()).select_from(_messages)
+    .where(_messages.c.thread_root_id == sa.bindparam("root_id"), _messages.c.id > sa.bindparam("last_read_id"),
+           _messages.c.author_id != sa.bindparam("user_id"), _messages.c.deleted_at.is_(None))
 )
 
 
@@ -106,6 +124,60 @@ def follow_mentioned(root_id: int, user_ids: list[int]) -> None:
     """Members newly mentioned in a thread (by an edit) follow it, unless they already have a say."""
     for user_id in dict.fromkeys(user_ids):
         _insert_follow(root_id, user_id)
+
+
+def access_thread(user: User, message_id: int) -> int:
+    """The root id of the thread `message_id` is in (the message itself when it is top-level),
+    for a member of its room; one not_found for anything else, a room one could join included."""
+    try:
+        message, _room, _membership = access_message(message_id, user)
+    except ChatError as exc:
+        if exc.code == "not_member":
+            raise ChatError("not_found", "No such message.") from None
+        raise
+    return message.thread_root_id or message.id
+
+
+def do_follow_thread(user: User, message_id: int, following: bool) -> dict:
+    """Follow (or stop following) the thread of a message as a member of its room; the id of a
+    reply means its root, and a message without replies yet may be followed too. An
+    unfollow is remembered (a row with `following` false), so that being mentioned later does
+    not make the user follow again; only following or replying does. -> {root_id, following}"""
+    root_id = access_thread(user, message_id)
+    _upsert_follow(root_id, user.id, following=following)  # the read marker stays as it is
+    db.session.commit()
+    return {"root_id": root_id, "following": following}
+
+
+def do_mark_thread_read(user: User, message_id: int, read_id: int | None = None) -> dict:
+    """Move the user's read marker in the thread of `message_id` forward (never back) to the
+    reply `read_id`, or to the newest reply; when it moves, the user's sockets get
+    `thread_read` after commit. -> {root_id, last_read_id, unread}
+
+    Reading a thread one does not follow keeps the marker in a row that does not follow (as
+    an unfollow does): being mentioned there later does not make one follow it."""
+    root_id = access_thread(user, message_id)
+    connection = db.session.connection()
+    newest = connection.execute(_NEWEST_REPLY, {"root_id": root_id}).scalar_one()
+    target = newest if read_id is None else min(read_id, newest)
+    marker = connection.execute(_MARKER, {"root_id": root_id, "user_id": user.id}).scalar() or 0
+    moved = target > marker
+    if moved:
+        statement = _insert(connection)(_follows).values(root_id=root_id, user_id=user.id, following=False,
+                                                         last_read_id=target, created_at=utcnow())
+        connection.execute(statement.on_conflict_do_update(
+            index_elements=["root_id", "user_id"],
+            set_={"last_read_id": sa.case((statement.excluded.last_read_id > _follows.c.last_read_id,
+                                           statement.excluded.last_read_id), else_=_follows.c.last_read_id)},
+        ))
+        # Read again: a concurrent read may have moved it further still.
+        marker = connection.execute(_MARKER, {"root_id": root_id, "user_id": user.id}).scalar_one()
+    unread = connection.execute(_UNREAD, {"root_id": root_id, "user_id": user.id, "last_read_id": marker}).scalar_one()
+    state = {"root_id": root_id, "last_read_id": marker, "unread": unread}
+    if moved:
+        events.send_event_on_commit("thread_read", dict(state), to=events.user_channel(user.id))
+        db.session.commit()
+    return state
 
 
 def _insert(connection):

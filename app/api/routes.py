@@ -6,6 +6,7 @@ from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
 
 from app.actions import memberships, message_edit, messages, notifications, reactions, read_markers, rooms, users
+from app.actions import threads
 from app.api import bp
 from app.extensions import csrf
 from app.lib import serializers, validation
@@ -16,6 +17,7 @@ from app.queries import history
 from app.queries import messages as message_queries
 from app.queries import notifications as notification_queries
 from app.queries import rooms as room_queries
+from app.queries import threads as thread_queries
 from app.security import bearer_token, limiter, login_limit, registration_limit
 
 csrf.exempt(bp)
@@ -300,3 +302,47 @@ def mark_notifications_read():
         raise ChatError("invalid", "'ids' must be a list of at most 500 positive integers.", field="ids")
     changed = notifications.do_mark_notifications_read(current_user, ids, all_=all_)
     return {"marked": changed, "unread": notification_queries.get_unread_count(current_user)}
+
+
+@bp.put("/threads/<int:message_id>/follow")
+@login_required
+def follow_thread(message_id: int):
+    """Follow the thread of a message (the id of a reply means its root) -> {root_id, following}."""
+    return threads.do_follow_thread(current_user, message_id, True)
+
+
+@bp.delete("/threads/<int:message_id>/follow")
+@login_required
+def unfollow_thread(message_id: int):
+    """Stop following the thread of a message -> {root_id, following}."""
+    return threads.do_follow_thread(current_user, message_id, False)
+
+
+_FLAGS = {"1": True, "true": True, "0": False, "false": False, "": False}
+
+
+@bp.get("/threads")
+@login_required
+def list_threads():
+    """The threads the caller follows in their rooms, unread first; ?unread=1 for unread only, ?limit=."""
+    unread = request.args.get("unread", "")
+    if unread not in _FLAGS:
+        raise ChatError("invalid", "'unread' must be 1 or 0.", field="unread")
+    limit = validation.parse_id(request.args.get("limit"), "limit")
+    if limit is None:
+        limit = thread_queries.THREADS_PAGE_SIZE
+    elif limit > thread_queries.THREADS_MAX_PAGE_SIZE:
+        raise ChatError("invalid", f"'limit' must be between 1 and {thread_queries.THREADS_MAX_PAGE_SIZE}.",
+                        field="limit")
+    page, has_more = thread_queries.get_followed_threads(current_user, unread_only=_FLAGS[unread], limit=limit)
+    return {"threads": page, "has_more": has_more}
+
+
+@bp.post("/threads/<int:message_id>/read")
+@login_required
+def mark_thread_read(message_id: int):
+    """Move the caller's read marker in a thread to {message_id} or its newest reply ->
+    {root_id, last_read_id, unread}."""
+    data = _json() if request.get_data() else {}
+    read_id = validation.get_int(data, "message_id", required=False)
+    return threads.do_mark_thread_read(current_user, message_id, read_id)
