@@ -110,9 +110,14 @@ export function createThreadPanel({ ctx, socket, outbox, threads, getMembers, ma
       const reply = await api(`/api/v1/threads/${asked}/follow`, { method: want ? "PUT" : "DELETE" });
       if (asked !== rootId) return;
       setFollowing(reply.following);
-      if (reply.following) threads.refresh();
-      else threads.list.remove(asked);
-      threads.render();
+      if (reply.following) {
+        // What is on screen now is read: the list then counts only what comes after.
+        await markRead();
+        threads.refresh();
+      } else {
+        threads.list.remove(asked);
+        threads.render();
+      }
     } catch (err) {
       console.warn("chorus: could not change following", err);
     } finally {
@@ -141,13 +146,13 @@ export function createThreadPanel({ ctx, socket, outbox, threads, getMembers, ma
 
   /** The newest reply is on screen: tell the server (only for a thread I follow: it has a marker). */
   function markRead() {
-    if (!rootId || panel.hidden || !following || document.visibilityState !== "visible") return;
-    if (state.hasMoreAfter || !view.atBottom()) return;
+    if (!rootId || panel.hidden || !following || document.visibilityState !== "visible") return Promise.resolve();
+    if (state.hasMoreAfter || !view.atBottom()) return Promise.resolve();
     const newest = state.newestId;
-    if (!newest || !marker.shouldSend(newest)) return;
+    if (!newest || !marker.shouldSend(newest)) return Promise.resolve();
     marker.sent = newest;
     const asked = rootId;
-    api(`/api/v1/threads/${asked}/read`, { method: "POST", body: { message_id: newest } })
+    return api(`/api/v1/threads/${asked}/read`, { method: "POST", body: { message_id: newest } })
       .then((reply) => {
         if (asked === rootId) marker.moveTo(reply.last_read_id);
         if (threads.list.applyRead(reply)) threads.render();
