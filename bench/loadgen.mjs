@@ -3,7 +3,7 @@
 // Commands arrive as JSON lines on stdin; each gets one JSON line on stdout:
 //   {cmd: "connect", members: [{id, url, token, rooms, record}], concurrency, timeout}
 //   {cmd: "step", prefix, rate, seconds, plan: [[member, room], ...], mentions?: [name, ...],
-//    mix?: {send, edit, react}, drainTimeout, settle, slowMs, bucketSeconds}
+//    mix?: {send, edit, react}, threads?: {share, also}, drainTimeout, settle, slowMs, bucketSeconds}
 //   {cmd: "alive"}   {cmd: "close"}   {cmd: "exit"}
 //
 // Open loop: message i of a step is due at t0 + i / rate whatever the server does; a late
@@ -35,6 +35,16 @@
 // message of the room, by the same open-loop clock. An edit's body starts with its intended
 // time and op id like a send's; a reaction's broadcast is matched to its op by the rev its
 // ack carries, after the step. Each op's deliveries are counted per socket like a send's.
+//
+// Thread steps (threads given): a share of the sends (threads.share, by a fixed seed) are
+// replies to one of the last few top-level messages of their room (kept across steps), and
+// a share of those (threads.also) are also_in_room. A reply's `message` is counted like a
+// send's (every member of the room gets it), its latency apart from top-level messages'. The
+// root's new summary (`message_updated`, change "thread") is matched after the step to the
+// latest reply to that root with a lower rev (a batch of replies to one root takes one
+// summary), its latency taken from that reply's intended time; each socket reports how many
+// distinct summaries it got per room, so run.py can check them against the revs the rooms
+// took.
 import { io } from "socket.io-client";
 import { createInterface } from "node:readline";
 import { RevCursor } from "../static/js/room/timeline.js";
@@ -51,6 +61,12 @@ let step = null; // the step being measured; events of other steps are ignored
 const revStats = { deliveries: 0, gaps: 0, catchUps: 0, pages: 0, fetched: 0, failures: 0, resets: 0,
                    syncedAtConnect: 0, catchUpLat: [] };
 const OPS = ["send", "edit", "react"];
+// Op kinds: 0 send (top-level), 1 edit, 2 reaction, 3 thread reply, 4 thread reply also in the room.
+const REPLY = 3;
+const REPLY_ALSO = 4;
+const ROOTS_KEPT = 5;
+// room -> the last few top-level messages acknowledged in it (newest last), across steps: roots for replies.
+const roots = new Map();
 
 function percentiles(values) {
   // Nearest rank, as bench/loadgen.py's percentile(); values may be an array or a Float64Array.
@@ -222,7 +238,8 @@ function connectOne(member, timeout) {
         noteRev(member, m);
         const idx = indexOf(m && m.client_id);
         if (idx < 0) return;
-        record(member, idx, now - bodyTime(m.body), now, 0);
+        const kind = step.kinds[idx];
+        record(member, idx, now - bodyTime(m.body), now, kind >= REPLY ? kind : 0);
       });
       socket.on("message_updated", (m) => {
         const now = nowSec();
@@ -238,6 +255,15 @@ function connectOne(member, timeout) {
           step.pendingRev.push(Number(m.rev));
           step.pendingMember.push(member.index);
           step.pendingAt.push(now);
+        } else if (m.change.kind === "thread" && step.threads) {
+          // A root's new summary: matched to the reply that made it once the acks are in (runStep).
+          const t = step.threads;
+          t.room.push(m.room_id);
+          t.root.push(m.id);
+          t.rev.push(Number(m.rev));
+          t.member.push(member.index);
+          t.at.push(now);
+          t.lastAt = now;
         }
       });
       socket.on("notification", (n) => {
@@ -280,9 +306,20 @@ async function connect({ members: wanted, concurrency = 50, timeout = 60000 }) {
            seconds: nowSec() - started, total: members.length };
 }
 
-/** Op kinds for a step: 0 send, 1 edit, 2 reaction, drawn from mix by a fixed seed (the same every run). */
-function opKinds(count, mix) {
+/** Op kinds for a step: 0 send, 1 edit, 2 reaction, drawn from mix by a fixed seed (the same every run);
+ * with threads, a share of the sends become replies (3), a share of those also in the room (4). */
+function opKinds(count, mix, threads) {
   const kinds = new Uint8Array(count);
+  if (threads && threads.share > 0) {
+    // Its own seeds, so the same share always picks the same ops, whatever mix says.
+    let x = 0x2545f491, y = 0x6a09e667;
+    const next = (v) => { v ^= v << 13; v >>>= 0; v ^= v >>> 17; v ^= v << 5; return v >>> 0; };
+    for (let i = 0; i < count; i++) {
+      x = next(x);
+      y = next(y);
+      if (x / 4294967296 < threads.share) kinds[i] = y / 4294967296 < (threads.also || 0) ? REPLY_ALSO : REPLY;
+    }
+  }
   if (!mix) return kinds;
   const total = OPS.reduce((a, k) => a + (mix[k] || 0), 0) || 1;
   const editCut = (mix.send || 0) / total;
@@ -291,19 +328,19 @@ function opKinds(count, mix) {
   for (let i = 0; i < count; i++) {
     x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;  // xorshift32
     const u = x / 4294967296;
-    kinds[i] = u < editCut ? 0 : u < reactCut ? 1 : 2;
+    if (kinds[i] < REPLY) kinds[i] = u < editCut ? 0 : u < reactCut ? 1 : 2;
   }
   return kinds;
 }
 
-async function runStep({ prefix, rate, seconds, plan, mentions = null, mix = null, drainTimeout = 6, settle = 0.3,
-                         slowMs = 50, bucketSeconds = 0.1 }) {
+async function runStep({ prefix, rate, seconds, plan, mentions = null, mix = null, threads = null, drainTimeout = 6,
+                         settle = 0.3, slowMs = 50, bucketSeconds = 0.1 }) {
   const count = Math.max(1, Math.round(rate * seconds));
   const roomSize = new Map();
   for (const m of members) if (m.record) for (const r of m.rooms) roomSize.set(r, (roomSize.get(r) || 0) + 1);
   for (const m of members) m.seen = new Uint8Array(m.record ? count : 0);
   const buckets = Math.ceil(count / rate / bucketSeconds) + 1;
-  const kinds = opKinds(count, mix);
+  const kinds = opKinds(count, mix, threads);
   let emoji = [];
   if (mix && mix.react) {
     // Emoji the server accepts; each new reaction on a message takes the next one, so none is a repeat.
@@ -311,8 +348,9 @@ async function runStep({ prefix, rate, seconds, plan, mentions = null, mix = nul
   }
   step = { prefix, count, rate, perSec: [], notes: [], noteIdx: [], delivered: 0, lastArrival: 0,
            slowSec: slowMs / 1000, bucket: bucketSeconds, slowCount: new Uint32Array(buckets),
-           slowMax: new Float64Array(buckets), byKind: !!mix, kindLat: [[], [], []],
-           pendingRoom: [], pendingRev: [], pendingMember: [], pendingAt: [] };
+           slowMax: new Float64Array(buckets), byKind: !!(mix || threads), kindLat: [[], [], [], [], []], kinds,
+           pendingRoom: [], pendingRev: [], pendingMember: [], pendingAt: [],
+           threads: threads ? { room: [], root: [], rev: [], member: [], at: [], lastAt: 0 } : null };
   const revsBefore = revSnapshot();
   const acked = new Uint8Array(count);
   const changed = new Uint8Array(count);  // an edit or reaction acknowledged: one new rev, broadcast
@@ -323,7 +361,8 @@ async function runStep({ prefix, rate, seconds, plan, mentions = null, mix = nul
   const opOfRev = new Map();              // "room:rev" -> reaction op, from its ack
   const recent = new Map();               // room -> [message id, ...] acknowledged sends, newest last
   const reactionsOn = new Map();          // message id -> reactions added by this step
-  const done = [0, 0, 0];                 // ops actually made of each kind
+  const done = [0, 0, 0, 0, 0];           // ops actually made of each kind
+  const repliesTo = new Map();            // root id -> [[reply rev, op], ...] from the replies' acks
   let answered = 0;
   let expected = 0;
   const t0 = nowSec() + 0.05;
@@ -370,8 +409,16 @@ async function runStep({ prefix, rate, seconds, plan, mentions = null, mix = nul
         payload = { message_id: target, emoji: emoji[n], on: true };
       }
     }
-    if (!event) {
-      // A send, or an edit or reaction with nothing yet to act on.
+    let reply = null;
+    if (kind >= REPLY) {
+      const rl = roots.get(roomId);
+      if (rl && rl.length) reply = { thread_root_id: rl[i % rl.length], ...(kind === REPLY_ALSO ? { also_in_room: true } : {}) };
+    }
+    if (reply) {
+      event = "send";
+      payload = { room_id: roomId, body: `${intended.toFixed(6)} ${cid} ${PAD}`, client_id: cid, ...reply };
+    } else if (!event) {
+      // A send, or an edit, reaction or reply with nothing yet to act on.
       kind = 0;
       const mention = mentions ? `@${mentions[i % mentions.length]} ` : "";
       event = "send";
@@ -392,6 +439,14 @@ async function runStep({ prefix, rate, seconds, plan, mentions = null, mix = nul
           let rl = recent.get(roomId);
           if (!rl) recent.set(roomId, (rl = []));
           remember(rl, msg.id, 50);
+          let rt = roots.get(roomId);
+          if (!rt) roots.set(roomId, (rt = []));
+          remember(rt, msg.id, ROOTS_KEPT);
+        } else if (kind >= REPLY) {
+          // A reply is stored like a send (run.py finds it by client_id); its rev places its root's summary.
+          let list = repliesTo.get(payload.thread_root_id);
+          if (!list) repliesTo.set(payload.thread_root_id, (list = []));
+          list.push([Number(msg.rev), i]);
         } else if (kind) {
           changed[i] = 1;
           if (kind === 2) {
@@ -419,8 +474,11 @@ async function runStep({ prefix, rate, seconds, plan, mentions = null, mix = nul
   const last = t0 + (count - 1) / rate;
   const drainStart = nowSec();
   const matched = () => step.delivered + step.pendingRev.length;
-  // Wait for every delivery and ack, and for every gap's grace window and catch-up to end.
-  while (nowSec() - drainStart < drainTimeout && (matched() < expected || answered < count || syncPending())) {
+  // Wait for every delivery and ack, and for every gap's grace window and catch-up to end (and
+  // for root summaries to stop coming: they follow their replies, how many is known only after).
+  const summariesComing = () => step.threads && nowSec() - step.threads.lastAt < 0.25;
+  while (nowSec() - drainStart < drainTimeout
+         && (matched() < expected || answered < count || syncPending() || summariesComing())) {
     await sleep(50);
   }
   await sleep(settle * 1000);
@@ -434,10 +492,46 @@ async function runStep({ prefix, rate, seconds, plan, mentions = null, mix = nul
     record(members[step.pendingMember[k]], idx, at - intendedOf[idx], at, 2);
   }
 
+  // Root summaries: each to the latest reply to its root with a lower rev; distinct ones per socket and room.
+  let summaries = null;
+  if (step.threads) {
+    const t = step.threads;
+    for (const list of repliesTo.values()) list.sort((a, b) => a[0] - b[0]);
+    const lat = [];
+    const perSocket = new Map();  // member index -> Map(room -> Set of "root:rev")
+    let unmatched = 0, dupSummaries = 0;
+    const distinct = new Set();
+    for (let k = 0; k < t.rev.length; k++) {
+      const key = `${t.root[k]}:${t.rev[k]}`;
+      let rooms = perSocket.get(t.member[k]);
+      if (!rooms) perSocket.set(t.member[k], (rooms = new Map()));
+      let got = rooms.get(t.room[k]);
+      if (!got) rooms.set(t.room[k], (got = new Set()));
+      if (got.has(key)) {
+        dupSummaries++;
+        continue;
+      }
+      got.add(key);
+      distinct.add(`${t.room[k]}:${key}`);
+      let idx = -1;
+      for (const [rev, op] of repliesTo.get(t.root[k]) || []) {
+        if (rev < t.rev[k]) idx = op;
+        else break;
+      }
+      if (idx < 0) unmatched++;
+      else lat.push(t.at[k] - intendedOf[idx]);
+    }
+    for (const m of members) {
+      const rooms = perSocket.get(m.index);
+      m.summaries = rooms ? Object.fromEntries([...rooms].map(([r, set]) => [r, set.size])) : {};
+    }
+    summaries = { received: t.rev.length, dup: dupSummaries, distinct: distinct.size, unmatched, lat: percentiles(lat) };
+  }
+
   const perMember = members.filter((m) => m.record).map((m) => {
     const dup = [];
     for (let k = 0; k < m.seen.length; k++) if (m.seen[k] > 1) dup.push([k, m.seen[k] - 1]);
-    return { id: m.id, seen: ranges(m.seen), dup };
+    return step.threads ? { id: m.id, seen: ranges(m.seen), dup, summaries: m.summaries } : { id: m.id, seen: ranges(m.seen), dup };
   });
   const noteCounts = new Map();
   for (const k of step.noteIdx) noteCounts.set(k, (noteCounts.get(k) || 0) + 1);
@@ -463,6 +557,17 @@ async function runStep({ prefix, rate, seconds, plan, mentions = null, mix = nul
     reply.kindLat = { send: percentiles(step.kindLat[0]), edit: percentiles(step.kindLat[1]),
                       react: percentiles(step.kindLat[2]) };
     reply.unmatched = step.pendingRev.length - step.kindLat[2].length;
+  }
+  if (threads) {
+    const replies = new Uint8Array(count);
+    for (let k = 0; k < count; k++) if (kinds[k] >= REPLY) replies[k] = 1;
+    reply.threads = {
+      ops: { top: done[0], reply: done[REPLY], alsoInRoom: done[REPLY_ALSO] },
+      replies: ranges(replies),
+      kindLat: { top: percentiles(step.kindLat[0]), reply: percentiles(concat([step.kindLat[REPLY], step.kindLat[REPLY_ALSO]])),
+                 alsoInRoom: percentiles(step.kindLat[REPLY_ALSO]) },
+      summaries,
+    };
   }
   step = null;
   return reply;

@@ -79,14 +79,17 @@ class LoadGen:
         return reply
 
     async def step(self, *, prefix: str, rate: float, seconds: float, plan: list[tuple[int, int]],
-                   mentions: list[str] | None = None, mix: dict | None = None, drain_timeout: float = 6.0,
-                   slow_ms: float = 50.0, bucket_seconds: float = 0.1) -> dict:
+                   mentions: list[str] | None = None, mix: dict | None = None, threads: dict | None = None,
+                   drain_timeout: float = 6.0, slow_ms: float = 50.0, bucket_seconds: float = 0.1) -> dict:
         """Offer rate ops/s for seconds following plan [(member index, room id), ...].
 
         Without mix every op is a send; mix {send, edit, react} (weights) makes it a mixed step.
+        threads {share, also} makes that share of the sends thread replies (and that share of
+        those also_in_room), and reports replies and root summaries apart ("threads").
         """
         return await self.call("step", prefix=prefix, rate=rate, seconds=seconds, plan=plan, mentions=mentions,
-                               mix=mix, drainTimeout=drain_timeout, slowMs=slow_ms, bucketSeconds=bucket_seconds)
+                               mix=mix, threads=threads, drainTimeout=drain_timeout, slowMs=slow_ms,
+                               bucketSeconds=bucket_seconds)
 
     async def alive(self) -> int:
         """How many of the sockets are connected."""

@@ -180,6 +180,62 @@ def mixed_table(mixed: dict) -> str:
                  "catch-ups (per 1,000)", "server CPU %", ""], rows))
 
 
+def rooms_table(rooms: dict) -> str:
+    """Scenario 2: one row per window (thread share, round, database); replies and root summaries apart."""
+    title = (f"### 2. Many rooms: {rooms['users']:,} users in {rooms['rooms']} rooms of {rooms['room_size']}, "
+             f"one message per user every {rooms['period_s']:.0f} s, {rooms['seconds']:g} s\n")
+    if "step" in rooms:  # results from before thread replies: one window, no share
+        r = rooms["step"]
+        return title + _table(
+            ["msgs/s", "deliveries/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "lost", "dup", "stored/sent",
+             "server CPU %"],
+            [[_f(r["rate_msgs"], 0), _f(r["deliveries_s"], 0), _f(r["p50_ms"]), _f(r["p99_ms"]), _f(r.get("p999_ms")),
+              _f(r["max_ms"]), r["lost"], r["duplicated"], f"{r['messages_stored']}/{r['messages_sent']}",
+              _f(r["server_cpu_pct"][0], 0)]])
+    rows, notes = [], []
+    for db, data in rooms["setups"].items():
+        for r in data["windows"]:
+            th = r.get("threads") or {}
+            ops = th.get("ops", {})
+            top, rep, sm = th.get("top_latency", {}), th.get("reply_latency", {}), th.get("summary_latency", {})
+            rv = r.get("revs") or {}
+            rows.append([db, f"{r['thread_share']:g}", r.get("round", 1), _f(r["rate_msgs"], 0),
+                         f"{ops.get('top', 0):,} / {ops.get('reply', 0):,} ({ops.get('alsoInRoom', 0):,})",
+                         _f(r["deliveries_s"], 0), _f(th.get("changes_delivered_s"), 0),
+                         _f(r["p50_ms"]), _f(r["p99_ms"]), _f(r.get("p999_ms")), _f(r["max_ms"]),
+                         f"{_f(top.get('p99_ms'))} / {_f(rep.get('p99_ms'))}",
+                         f"{_f(top.get('p999_ms'))} / {_f(rep.get('p999_ms'))}",
+                         f"{_f(th.get('summaries_per_reply'), 3)} / {_f(th.get('summaries_per_reply_delivery'), 3)}",
+                         f"{_f(sm.get('p99_ms'))} / {_f(sm.get('max_ms'))}", th.get("summary_missing", "-"),
+                         f"{r['lost']}, {r['duplicated']}, {r['errors']}, {r.get('unanswered', '-')}", f"{r['messages_stored']}/{r['messages_sent']}",
+                         f"{rv.get('catch_ups', '-')} ({_f(rv.get('catch_ups_per_1000'), 2)})",
+                         "+".join(f"{c:.0f}" for c in r["server_cpu_pct"]), "ok" if r["holds"] else "fail"])
+        # Each share against share 0, over the windows of each (their mean when there are rounds).
+        by_share: dict[float, list[dict]] = {}
+        for r in data["windows"]:
+            by_share.setdefault(r["thread_share"], []).append(r)
+        if 0 in by_share:
+            def mean(rs, key):
+                vals = [x[key] if key != "cpu" else sum(x["server_cpu_pct"]) for x in rs]
+                return sum(vals) / len(vals)
+            for share, rs in by_share.items():
+                if share == 0:
+                    continue
+                z = by_share[0]
+                notes.append(f"{db}: share {share:g} / share 0: " + ", ".join(
+                    f"{name} {_ratio(mean(rs, key), mean(z, key))}"
+                    for name, key in (("p50", "p50_ms"), ("p99", "p99_ms"), ("p99.9", "p999_ms"), ("max", "max_ms"),
+                                      ("server CPU", "cpu"))) + ".")
+    return (title + "Messages: top-level and replies (every member gets a reply); changes: messages and root "
+            "summaries. Summaries per reply: committed (revs taken beyond the messages stored) per reply stored / "
+            "received per reply delivered.\n" + _table(
+                ["setup", "thread share", "round", "msgs/s", "top-level / replies (also in room)", "messages deliv/s",
+                 "changes deliv/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "p99 top / reply ms",
+                 "p99.9 top / reply ms", "summaries per reply", "summary p99 / max ms", "summaries missing",
+                 "lost, dup, err, unanswered", "stored/sent", "catch-ups (per 1,000)", "server CPU %", ""], rows)
+            + ("\n\n" + "\n".join(notes) if notes else ""))
+
+
 def _rev_rows(label: str, steps: list[dict]) -> list | None:
     revs = [r["revs"] for r in steps if r.get("revs")]
     if not revs:
@@ -205,6 +261,9 @@ def revs_table(results: dict) -> str | None:
             rows.append(_rev_rows(f"4. cluster {key}, short steps", pair["steps"].get("chorus", [])))
             rows.append(_rev_rows(f"4. cluster {key}, {pair.get('window_seconds', 60):g} s windows",
                                   pair.get("sustained", {}).get("chorus", [])))
+    for db, data in ((sc.get("rooms") or {}).get("setups") or {}).items():
+        for r in data["windows"]:
+            rows.append(_rev_rows(f"2. rooms {db}, thread share {r['thread_share']:g}, round {r.get('round', 1)}", [r]))
     for name, setup in ((sc.get("mixed") or {}).get("setups") or {}).items():
         for r in setup["steps"]:
             rows.append(_rev_rows(f"7. mixed {name}, {r['rate_msgs']:g} ops/s, {r['seconds']:g} s", [r]))
@@ -259,15 +318,8 @@ def tables(results: dict) -> str:
     if tail.get("dbs"):
         out.append(tail_table(tail))
     rooms = sc.get("rooms") or {}
-    if "step" in rooms:
-        r = rooms["step"]
-        out.append(f"### 2. Many rooms: {rooms['users']:,} users in {rooms['rooms']} rooms of {rooms['room_size']}, "
-                   f"one message per user every {rooms['period_s']:.0f} s, {rooms['seconds']} s\n" + _table(
-                       ["msgs/s", "deliveries/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "lost", "dup",
-                        "stored/sent", "server CPU %"],
-                       [[_f(r["rate_msgs"], 0), _f(r["deliveries_s"], 0), _f(r["p50_ms"]), _f(r["p99_ms"]),
-                         _f(r.get("p999_ms")), _f(r["max_ms"]), r["lost"], r["duplicated"],
-                         f"{r['messages_stored']}/{r['messages_sent']}", _f(r["server_cpu_pct"][0], 0)]]))
+    if "step" in rooms or rooms.get("setups"):
+        out.append(rooms_table(rooms))
     conn = sc.get("connections") or {}
     if conn.get("rows"):
         rows = []

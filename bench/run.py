@@ -18,6 +18,9 @@ history (6), mixed (7). Every fan-out figure has the bare baseline beside Chorus
   each of --tail-dbs: p50, p99, p99.9, max, and stalls, i.e. bursts of deliveries slower
   than 50 ms (runs of 100 ms buckets of intended send time), with the per-second p99 series
   in the JSON.
+- rooms: 1,000 users in 100 rooms of 10, one message per user every 10 s, a share of them
+  thread replies (--thread-share, 0.3; 0 for none), each share one window on the same
+  servers: top-level and reply latency apart, root summaries per reply, catch-ups.
 - mixed: sends, edits and reactions (--mix, 70/20/10) into two busy rooms of the same 100
   members, for --tail-seconds at each of --mixed-rates, on the cluster (two processes,
   Redis, PostgreSQL) and the embedded mode (one process, SQLite): Chorus only (the baseline
@@ -39,6 +42,7 @@ import math
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -129,12 +133,17 @@ class Target:
 
 async def measure_step(target: Target, plan: list[tuple[int, int]], rate: float, seconds: float, prefix: str, *,
                        drain_timeout: float = 6.0, mentions: list[str] | None = None, mix: dict | None = None,
-                       profile: Path | None = None) -> dict:
+                       threads: dict | None = None, profile: Path | None = None) -> dict:
     """Offer rate messages/s (ops/s with mix) for seconds; count deliveries per socket and check against the store.
 
     In a mixed step an edit or reaction counts as stored when its ack said ok: each makes one
     new rev, broadcast to the room like a new message, and is counted per socket the same way.
+    With threads {share, also}, that share of the sends are thread replies: they are stored
+    and delivered like messages, and their roots' summaries are checked against the revs the
+    rooms took (see thread_summary).
     """
+    heads_of = getattr(target.reference, "heads", None) if threads is not None else None
+    heads0 = heads_of() if heads_of else None
     cpu0 = [s.cpu_seconds() for s in target.servers]
     batches0 = send_batches(target)
     gen0 = target.gen.cpu_seconds()
@@ -149,7 +158,8 @@ async def measure_step(target: Target, plan: list[tuple[int, int]], rate: float,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with WaitSampler(getattr(target.reference, "url", None)) as waits:
         got = await target.gen.step(prefix=prefix, rate=rate, seconds=seconds, plan=plan, mentions=mentions, mix=mix,
-                                    drain_timeout=drain_timeout, slow_ms=STALL_MS, bucket_seconds=STALL_BUCKET_S)
+                                    threads=threads, drain_timeout=drain_timeout, slow_ms=STALL_MS,
+                                    bucket_seconds=STALL_BUCKET_S)
     wall = time.time() - wall0
     cpu = [(s.cpu_seconds() - c) / wall * 100 for s, c in zip(target.servers, cpu0)]
     gen_cpu = (target.gen.cpu_seconds() - gen0) / wall * 100
@@ -195,6 +205,8 @@ async def measure_step(target: Target, plan: list[tuple[int, int]], rate: float,
         "offered_deliveries_s": got["expected"] / max(1e-9, got["last"] - got["first"] + 1 / rate),
         "messages_sent": count,
         "messages_acked": len(acked),
+        # Sends that got no answer at all by the end of the drain (not counted in errors).
+        "unanswered": count - len(acked) - len(got["errors"]),
         "messages_stored": len(stored),
         "acked_not_stored": len(acked - stored),
         "stored_not_acked": len(stored - acked),
@@ -239,7 +251,71 @@ async def measure_step(target: Target, plan: list[tuple[int, int]], rate: float,
                                          "p999_ms": ms(lat, "p999"), "max_ms": ms(lat, "max")}
     result["holds"] = (result["p99_ms"] < P99_LIMIT_MS and lost == 0 and dup == 0 and unexpected == 0
                        and result["errors"] == 0 and result["acked_not_stored"] == 0 and len(stored) == count)
+    if threads is not None:
+        th = result["threads"] = thread_summary(got, threads, target, heads0, heads_of() if heads_of else None,
+                                                by_room, stored, span)
+        result["holds"] = result["holds"] and th["summary_missing"] == 0 and th["summary_dup"] == 0 \
+            and th["summary_unexpected"] == 0
     return result
+
+
+def thread_summary(got: dict, threads: dict, target: Target, heads0: dict | None, heads1: dict | None,
+                   by_room: dict[int, set[int]], stored: set[int], span: float) -> dict:
+    """A thread step's replies and root summaries: latency apart, and every summary accounted for.
+
+    A reply takes rev N and its root's new summary rev N+1 (a batch of replies to one root
+    takes one summary after them), so what a room's rev moved beyond the messages stored in
+    it is the summaries it committed; every member socket of the room should get each once.
+    """
+    t = got["threads"]
+    s = t["summaries"]
+    replies = expand(t["replies"]) & stored
+    committed: dict[int, int] = {}
+    if heads0 is not None and heads1 is not None:
+        for room in set(heads1) | set(heads0):
+            committed[room] = (heads1.get(room) or 0) - (heads0.get(room) or 0) - len(by_room.get(room, ()))
+    expected = missing = extra = 0
+    for member in got["members"]:
+        have = {int(r): n for r, n in (member.get("summaries") or {}).items()}
+        for room in target.rooms_of.get(member["id"], ()):
+            want = committed.get(room, 0)
+            expected += want
+            missing += max(0, want - have.get(room, 0))
+            extra += max(0, have.get(room, 0) - want)
+        extra += sum(n for r, n in have.items() if r not in target.rooms_of.get(member["id"], ()))
+    received = s["received"] - s["dup"]
+    reply_deliveries = t["kindLat"]["reply"]["count"]
+
+    def lat(summary: dict) -> dict:
+        return {"count": summary["count"], "p50_ms": ms(summary, "p50"), "p99_ms": ms(summary, "p99"),
+                "p999_ms": ms(summary, "p999"), "max_ms": ms(summary, "max")}
+
+    summaries_committed = sum(committed.values()) if committed else None
+    return {
+        "share": threads.get("share", 0), "also_share": threads.get("also", 0),
+        "ops": t["ops"],
+        "replies_stored": len(replies),
+        "top_latency": lat(t["kindLat"]["top"]),
+        "reply_latency": lat(t["kindLat"]["reply"]),
+        "also_in_room_latency": lat(t["kindLat"]["alsoInRoom"]),
+        "summaries_committed": summaries_committed,
+        "summaries_per_reply": summaries_committed / len(replies) if replies and summaries_committed is not None
+        else None,
+        "summary_deliveries": received,
+        "summary_expected": expected,
+        "summary_missing": missing,
+        "summary_unexpected": extra,
+        "summary_dup": s["dup"],
+        "summary_unmatched": s["unmatched"],
+        "summary_distinct_seen": s["distinct"],
+        # Per reply delivered to a socket, how many root summaries that socket got (1.0 unless batched).
+        "summaries_per_reply_delivery": received / reply_deliveries if reply_deliveries else None,
+        "summary_latency": lat(s["lat"]),
+        "summary_deliveries_s": received / span,
+        # Every live change a socket got: messages (top-level and replies) and root summaries.
+        "changes_delivered_s": (got["delivered"] + received) / span,
+        "notifications": got["notes"]["count"],
+    }
 
 
 def rev_summary(revs: dict, target: Target) -> dict | None:
@@ -736,39 +812,99 @@ async def scenario_cluster(ctx: Ctx) -> dict:
 
 # -- scenario 2: many rooms ---------------------------------------------------------------------
 
+ROOMS_SETUPS = {
+    # name: (database, Redis and a Celery worker)
+    # One process on PostgreSQL without Redis, tasks run in-process: the scenario as it always ran.
+    "postgres": ("postgres", False),
+    # One process on PostgreSQL with Redis and a Celery worker, as the cluster mode deploys it.
+    "postgres-redis": ("postgres", True),
+    # The embedded mode: one process on SQLite, tasks in-process.
+    "sqlite": ("sqlite", False),
+}
+
+
 async def scenario_rooms(ctx: Ctx) -> dict:
-    """2: 1,000 users in 100 rooms of 10, one message per user every 10 s."""
+    """2: 1,000 users in 100 rooms of 10, one message per user every 10 s; a share of them thread replies.
+
+    Each of --thread-share's shares gets a window of --rooms-seconds on the same servers and
+    sockets, in that order and then reversed for each further --rooms-rounds (A B B A ...),
+    so shares compare within one run; each of --rooms-setups gets its own database and server.
+    """
+    a = ctx.args
     users, size, period = 1000, 10, 10.0
-    backend = Backend(ctx.args.db, ctx.tmp)
-    backend.create()
-    running, gens = [], []
-    mode = ctx.args.modes[0]
-    try:
-        team = seed(backend.database_url, users, [list(range(k, k + size)) for k in range(0, users, size)])
-        chorus = start_servers(ctx, "chorus", 1, backend.env(SOCKETIO_ASYNC_MODE=mode), "rooms-chorus")
-        running += chorus
-        rooms_of = member_rooms(team)
-        gen = await LoadGen("rooms", ctx.tmp).start()
-        gens.append(gen)
-        took = (await gen.connect(member_dicts(team, chorus, rooms_of)))["seconds"]
-        log(f"rooms: {users} sockets in {took:.1f} s")
-        index = {uid: i for i, (uid, _n, _t) in enumerate(team.users)}
-        plan = [(index[uid], room_id) for room_id, uids in team.rooms for uid in uids]
-        random.Random(7).shuffle(plan)
-        target = Target("chorus", "chorus", chorus, gen, rooms_of, db_reference(backend))
-        await measure_step(target, plan, users / period, 3, f"rooms-warm-{random.randrange(1 << 30):x}.")
-        await wait_for_quiet(ctx.args.max_busy, ctx.quiet_wait(), log)
-        seconds = ctx.size("rooms_seconds")
-        r = await measure_step(target, plan, users / period, seconds, f"rooms-{random.randrange(1 << 30):x}.",
-                               drain_timeout=10)
-        log(describe_step(r))
-        target.reference.engine.dispose()
-        return {"users": users, "rooms": users // size, "room_size": size, "period_s": period,
-                "seconds": seconds, "mode": mode, "db": backend.kind, "step": r}
-    finally:
-        await stop_gens(gens)
-        stop_all(running)
-        backend.drop()
+    seconds = a.rooms_seconds or ctx.size("rooms_seconds")
+    order = [(k + 1, share) for k in range(a.rooms_rounds)
+             for share in (a.thread_share if k % 2 == 0 else a.thread_share[::-1])]
+    mode = a.modes[0]
+    out = {"users": users, "rooms": users // size, "room_size": size, "period_s": period, "seconds": seconds,
+           "mode": mode, "thread_shares": a.thread_share, "also_in_room_share": a.also_in_room,
+           "rounds": a.rooms_rounds, "setups": {}}
+    for setup in a.rooms_setups:
+        db, redis = ROOMS_SETUPS[setup]
+        backend = Backend(db, ctx.tmp, redis=redis)
+        backend.create()
+        running, gens = [], []
+        reference = None
+        try:
+            team = seed(backend.database_url, users, [list(range(k, k + size)) for k in range(0, users, size)])
+            env = backend.env(SOCKETIO_ASYNC_MODE=mode)
+            chorus = start_servers(ctx, "chorus", 1, env, f"rooms-{setup}-chorus")
+            running += chorus
+            if redis:
+                worker = Worker(f"rooms-{setup}-worker", env, ctx.tmp)
+                running.append(worker)
+                worker.wait_ready()
+            rooms_of = member_rooms(team)
+            gen = await LoadGen(f"rooms-{setup}", ctx.tmp).start()
+            gens.append(gen)
+            took = (await gen.connect(member_dicts(team, chorus, rooms_of)))["seconds"]
+            log(f"rooms ({mode}, 1 process, {db}{', Redis and a Celery worker' if redis else ''}): "
+                f"{users} sockets in {took:.1f} s; thread shares "
+                f"{', '.join(f'{x:g}' for x in a.thread_share)} x {a.rooms_rounds} round(s) of {seconds:g} s")
+            index = {uid: i for i, (uid, _n, _t) in enumerate(team.users)}
+            plan = [(index[uid], room_id) for room_id, uids in team.rooms for uid in uids]
+            random.Random(7).shuffle(plan)
+            reference = db_reference(backend)
+            target = Target("chorus", "chorus", chorus, gen, rooms_of, reference)
+            # Warm up with the largest share: the reply path's code and caches, and roots in the rooms.
+            await measure_step(target, plan, users / period, 3, f"rooms-warm-{random.randrange(1 << 30):x}.",
+                               threads={"share": max(a.thread_share), "also": a.also_in_room})
+            windows = []
+            for rnd, share in order:
+                busy = await wait_for_quiet(a.max_busy, ctx.quiet_wait(), log)
+                r = await measure_step(target, plan, users / period, seconds,
+                                       f"rooms-{int(share * 100)}-{rnd}-{random.randrange(1 << 30):x}.",
+                                       drain_timeout=10, threads={"share": share, "also": a.also_in_room})
+                r["busy_before_cores"] = busy
+                r["thread_share"] = share
+                r["round"] = rnd
+                windows.append(r)
+                log(describe_step(r) + f"  (thread share {share:g}, round {rnd})" + thread_text(r["threads"]))
+                if not r["holds"]:
+                    # Let a backlog clear, past the connection pool's 30 s checkout timeout, before the next.
+                    await asyncio.sleep(35)
+            out["setups"][setup] = {"db": db, "redis": redis, "windows": windows}
+        finally:
+            if reference is not None:
+                reference.engine.dispose()
+            await stop_gens(gens)
+            stop_all(running)
+            backend.drop()
+    return out
+
+
+def thread_text(th: dict) -> str:
+    """A thread window's replies and root summaries in a progress line."""
+    ops = th["ops"]
+    top, rep, sm = th["top_latency"], th["reply_latency"], th["summary_latency"]
+    per = "-" if th["summaries_per_reply"] is None else f"{th['summaries_per_reply']:.3f}"
+    got = "-" if th["summaries_per_reply_delivery"] is None else f"{th['summaries_per_reply_delivery']:.3f}"
+    return (f"\n            ops: {ops['top']} top-level, {ops['reply']} replies, {ops['alsoInRoom']} also in room; "
+            f"p99 top {top['p99_ms']:.1f} / reply {rep['p99_ms']:.1f} / summary {sm['p99_ms']:.1f} ms"
+            f"\n            summaries: {th['summaries_committed']} committed ({per} per reply), "
+            f"{th['summary_deliveries']} received ({got} per reply delivered), missing {th['summary_missing']}, "
+            f"unexpected {th['summary_unexpected']}, dup {th['summary_dup']}, unmatched {th['summary_unmatched']}; "
+            f"notifications {th['notifications']}")
 
 
 # -- scenario 3: idle connections -----------------------------------------------------------------
@@ -1101,9 +1237,14 @@ def estimate_plan(ctx: Ctx) -> list[dict]:
                                                    f"{targets} targets on {', '.join(a.tail_dbs)}",
                          "likely_s": each * len(a.tail_dbs), "most_s": each * len(a.tail_dbs) * 1.2})
         elif name == "rooms":
-            t = COST["pair_setup"] + 10 + ctx.size("rooms_seconds") + 5
-            plan.append({"scenario": name, "what": f"{ctx.size('rooms_seconds')} s, {a.db}", "likely_s": t,
-                         "most_s": t + 10})
+            secs = a.rooms_seconds or ctx.size("rooms_seconds")
+            n = len(a.thread_share) * a.rooms_rounds
+            each = COST["pair_setup"] + 10 + 5 + n * (secs + COST["window"] + 2)
+            plan.append({"scenario": name, "what": f"{n} x {secs:g} s (thread shares "
+                                                   f"{', '.join(f'{x:g}' for x in a.thread_share)}) on "
+                                                   f"{', '.join(a.rooms_setups)}",
+                         "likely_s": each * len(a.rooms_setups),
+                         "most_s": (each + 45 * n) * len(a.rooms_setups)})
         elif name == "connections":
             counts = ctx.size("connections")
             idle = ctx.size("idle_seconds") * (len(counts) if ctx.size("idle_at_every_count") else 1)
@@ -1225,6 +1366,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-busy", type=float, default=float(os.environ.get("BENCH_MAX_BUSY", "0.5")),
                    help="before each step, wait until the machine (our servers idle) uses fewer cores than this")
     p.add_argument("--quiet-wait", type=float, default=None, help="the longest wait for that before each step (s)")
+    p.add_argument("--thread-share", default="0.3",
+                   help="scenario 2 (rooms): the share of sends that are thread replies to a recent message of the "
+                        "room; several, comma-separated (e.g. 0,0.3), run one window each on the same servers, in "
+                        "one invocation; 0 is the scenario without threads")
+    p.add_argument("--also-in-room", type=float, default=0.1,
+                   help="scenario 2: the share of thread replies also sent to the room (also_in_room)")
+    p.add_argument("--rooms-seconds", type=float, default=None,
+                   help="scenario 2: each window's length (quick: 30 s, full: 120 s)")
+    p.add_argument("--rooms-rounds", type=int, default=1,
+                   help="scenario 2: rounds over --thread-share, each after the first in reverse order (A B B A)")
+    p.add_argument("--rooms-setups", default=None,
+                   help="scenario 2, comma-separated: postgres (one process, no Redis, tasks in-process: as it "
+                        "always ran), postgres-redis (one process with Redis and a Celery worker, as the cluster "
+                        "deploys it), sqlite (the embedded mode); default: --db")
     p.add_argument("--mixed-rates", default="100,200",
                    help="ops/s for the mixed scenario (each op reaches the room's 100 sockets), one long window each")
     p.add_argument("--mixed-setups", default="cluster,embedded",
@@ -1259,6 +1414,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     except ValueError:
         p.error("--mix: sends/edits/reactions, e.g. 70/20/10")
     args.conn_modes = [m.strip() for m in args.conn_modes.split(",") if m.strip()]
+    try:
+        args.thread_share = [float(x) for x in args.thread_share.split(",") if x.strip()]
+    except ValueError:
+        p.error("--thread-share: shares between 0 and 1, e.g. 0.3 or 0,0.3")
+    if not args.thread_share or any(not 0 <= x <= 1 for x in args.thread_share) or not 0 <= args.also_in_room <= 1:
+        p.error("--thread-share and --also-in-room: shares between 0 and 1")
+    if args.rooms_rounds < 1:
+        p.error("--rooms-rounds must be at least 1")
+    args.rooms_setups = [d.strip() for d in (args.rooms_setups or args.db).split(",") if d.strip()]
+    if not args.rooms_setups or set(args.rooms_setups) - set(ROOMS_SETUPS):
+        p.error(f"--rooms-setups: a comma-separated subset of {','.join(ROOMS_SETUPS)}")
     if args.rates:
         rates = tuple(float(x) for x in args.rates.split(","))
         SIZES["fanout_rates"] = SIZES["mode_rates"] = (rates, rates)
@@ -1302,6 +1468,12 @@ async def amain(args: argparse.Namespace) -> dict:
                         log(f"--- {log_file.name}\n{tail}")
             results["scenarios"].setdefault(name, {})["elapsed_s"] = time.time() - t0
         results["elapsed_s"] = time.time() - started
+        # The servers' and generators' logs outlive the scratch directory, for errors found later.
+        logs = ctx.out / f"logs-{time.strftime('%Y%m%d-%H%M%S')}"
+        logs.mkdir(parents=True, exist_ok=True)
+        for log_file in ctx.tmp.glob("*.log"):
+            shutil.copy(log_file, logs / log_file.name)
+        results["logs"] = str(logs)
         return results
 
 
