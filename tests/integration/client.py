@@ -21,11 +21,19 @@ reconnecting. That is safe for all four: a send is idempotent by its client_id, 
 the same text, a delete of a deleted message and a reaction made (or taken back) twice
 change nothing on the server.
 
+Threads (docs/API.md "Threads") ride on the same sequence: a reply is a message of the room
+with `thread_root_id`, and its root's summary (`thread`) is a change of the root, so the
+room's cursor and catch-ups cover both. Every state is kept in its room's store and routed
+by its `thread_root_id`: `main_ids` is the room's main timeline (top-level messages and
+replies also sent to the room), `thread_ids` a thread's replies, and `summary` the root's
+summary as last held; `read_thread` pages a thread back from its newest reply with
+`?thread=&before=`, as a thread view opens it.
+
 One thread per client drives the connection and the queue, one runs the catch-ups, and
 python-socketio's own threads deliver the events. Everything the client saw is kept for the
 test to check, and anything that breaks the protocol (a page out of rev order, a change
-delivered twice, two states with one rev, an ack that does not match its operation) is
-written down in `problems` rather than raised.
+delivered twice, two states with one rev, a message that changes thread, an ack that does
+not match its operation) is written down in `problems` rather than raised.
 """
 from __future__ import annotations
 
@@ -57,6 +65,9 @@ class Op:
     message_id: int | None = None
     emoji: str | None = None
     on: bool = True
+    thread_root_id: int | None = None  # a send: a reply in this message's thread
+    also_in_room: bool = False          # ... shown in the main timeline too
+    quote_of: int | None = None         # a send: a quote-reply of this message
     drop: str | None = None        # "flushed" / "unflushed": drop the connection on the first attempt
     attempts: int = 0
     message: dict | None = None
@@ -67,7 +78,12 @@ class Op:
     def payload(self) -> dict:
         """What goes over the socket."""
         if self.kind == "send":
-            return {"room_id": self.room_id, "body": self.body, "client_id": self.client_id}
+            payload = {"room_id": self.room_id, "body": self.body, "client_id": self.client_id}
+            if self.thread_root_id is not None:
+                payload.update(thread_root_id=self.thread_root_id, also_in_room=self.also_in_room)
+            if self.quote_of is not None:
+                payload["quote_of"] = self.quote_of
+            return payload
         if self.kind == "edit":
             return {"message_id": self.message_id, "body": self.body}
         if self.kind == "delete":
@@ -95,6 +111,20 @@ def canonical(state: dict) -> tuple:
         return (state["id"], state["rev"], None, True, False, ())
     reactions = tuple((r["emoji"], r["count"], tuple(r["users"])) for r in state.get("reactions") or ())
     return (state["id"], state["rev"], state["body"], False, state.get("edited_at") is not None, reactions)
+
+
+def thread_fields(state: dict) -> tuple:
+    """Where a message belongs and its thread's summary: (thread_root_id, also_in_room,
+    (reply_count, last_reply_at, repliers) or None). One rev has one of these, as it has one
+    `canonical` state."""
+    thread = state.get("thread")
+    summary = None if thread is None else (thread["reply_count"], thread["last_reply_at"], tuple(thread["repliers"]))
+    return (state.get("thread_root_id"), bool(state.get("also_in_room")), summary)
+
+
+def in_main_timeline(state: dict) -> bool:
+    """Whether a message is in its room's main timeline: top-level, or a reply also sent there."""
+    return state.get("thread_root_id") is None or bool(state.get("also_in_room"))
 
 
 class ReliableClient:
@@ -129,6 +159,8 @@ class ReliableClient:
         self._held: dict[int, dict[int, float]] = {room_id: {} for room_id in room_ids}
         self._expected: dict[int, dict[int, float]] = {room_id: {} for room_id in room_ids}
         self._rev_owner: dict[int, dict[int, int]] = {room_id: {} for room_id in room_ids}
+        # Per room, each thread root's reply ids, from every state held (a reply never moves).
+        self.threads: dict[int, dict[int, set[int]]] = {room_id: {} for room_id in room_ids}
         # Catch-ups asked for (a ticket per ask, and the reason of the first one pending) and done.
         self._tickets = 0
         self._asked: dict[int, int] = {room_id: 0 for room_id in room_ids}
@@ -142,6 +174,7 @@ class ReliableClient:
         self.deliveries = 0                            # live message + message_updated events
         self.live: Counter[int] = Counter()            # message id -> `message` broadcasts received
         self.live_changes: Counter[tuple[int, int]] = Counter()  # (id, rev) -> live deliveries
+        self.live_log: list[dict] = []                 # every live payload, `change` included, as received
         self.late_live = 0                             # deliveries with a rev below one delivered before
         self.gaps_opened = 0                           # times a rev skipped the cursor with no gap open
         self.gap_waits: list[float] = []               # seconds each held rev waited for the cursor
@@ -177,10 +210,13 @@ class ReliableClient:
         self._sync_thread.start()
         return self
 
-    def queue_send(self, room_id: int, body: str, *, drop: str | None = None, first: bool = False) -> Op:
+    def queue_send(self, room_id: int, body: str, *, drop: str | None = None, first: bool = False,
+                   thread_root_id: int | None = None, also_in_room: bool = False, quote_of: int | None = None) -> Op:
         """Queue a message; it is sent in order (first: before everything queued, while held),
-        and retried until acknowledged."""
-        op = Op("send", room_id, body=body, client_id=f"{self.name}-{uuid.uuid4().hex[:16]}", drop=drop)
+        and retried until acknowledged. With thread_root_id it is a reply in that thread
+        (also_in_room: shown in the main timeline too); quote_of makes it a quote-reply."""
+        op = Op("send", room_id, body=body, client_id=f"{self.name}-{uuid.uuid4().hex[:16]}", drop=drop,
+                thread_root_id=thread_root_id, also_in_room=also_in_room, quote_of=quote_of)
         with self._lock:
             self.sends.append(op)
             if first:
@@ -295,6 +331,47 @@ class ReliableClient:
                 if message_id in store:
                     return store[message_id]
         return None
+
+    def main_ids(self, room_id: int) -> list[int]:
+        """The room's main timeline as held: top-level messages and replies also sent to the room."""
+        with self._lock:
+            return sorted(i for i, state in self.rooms[room_id].items() if in_main_timeline(state))
+
+    def thread_ids(self, root_id: int) -> list[int]:
+        """The replies held of a thread (tombstones included), in id order; the root not included."""
+        with self._lock:
+            for threads in self.threads.values():
+                if root_id in threads:
+                    return sorted(threads[root_id])
+        return []
+
+    def summary(self, root_id: int) -> dict | None:
+        """The root's thread summary as held (None without one, or without the root)."""
+        state = self.state(root_id)
+        return None if state is None else state.get("thread")
+
+    def read_thread(self, room_id: int, root_id: int, *, limit: int = 50) -> list[dict]:
+        """Open a thread as a thread view does: its newest page, then older ones with
+        `?thread=<root>&before=<oldest id>` while `has_more`. Each page's states (the root's in
+        `root`, too) are kept like any other, the higher rev winning. Returns the pages as
+        the server gave them, newest first; a page that overlaps or is out of id order is a
+        problem."""
+        pages: list[dict] = []
+        params: dict = {"thread": root_id, "limit": limit}
+        with self._lock:
+            url = self.url or self._urls[0]
+        for _ in range(10000):
+            page = self._get(url, f"/rooms/{room_id}/messages", params)
+            pages.append(page)
+            ids = [m["id"] for m in page["messages"]]
+            if ids != sorted(set(ids)) or (len(pages) > 1 and ids and ids[-1] >= params["before"]):
+                self.problems.append(f"thread {root_id} page before {params.get('before')} out of order: {ids}")
+            self._apply([*page["messages"], page["root"]], room_id, source="page")
+            if not page["has_more"] or not ids:
+                return pages
+            params = {**params, "before": ids[0]}
+        self.problems.append(f"reading thread {root_id} did not end")
+        return pages
 
     def gap_catch_ups(self) -> int:
         """Catch-ups not caused by a (re)connect: a gap that outlived the grace window, or a head."""
@@ -575,6 +652,12 @@ class ReliableClient:
                 if owner != state["id"]:
                     self.problems.append(f"rev {rev} of room {room_id} on messages {owner} and {state['id']}")
                 held = store.get(state["id"])
+                root_id = state.get("thread_root_id")
+                if held is not None and held.get("thread_root_id") != root_id:
+                    self.problems.append(f"message {state['id']} moved from thread {held.get('thread_root_id')} "
+                                         f"to {root_id} ({source})")
+                if root_id is not None:
+                    self.threads[room_id].setdefault(root_id, set()).add(state["id"])
                 if held is None or rev > held["rev"]:
                     store[state["id"]] = state
                     if source == "resync":
@@ -583,12 +666,13 @@ class ReliableClient:
                         else:
                             self.resync_newer += 1
                 elif rev == held["rev"]:
-                    if canonical(held) != canonical(state):
+                    if (canonical(held), thread_fields(held)) != (canonical(state), thread_fields(state)):
                         self.problems.append(f"message {state['id']} rev {rev}: {source} {canonical(state)} "
-                                             f"differs from {canonical(held)}")
+                                             f"{thread_fields(state)} differs from {canonical(held)} "
+                                             f"{thread_fields(held)}")
                     elif source == "ack":
                         store[state["id"]] = state  # says more (`me`) than the broadcast of the same change
-                if source != "resync":
+                if source in ("live", "ack"):  # pages (a catch-up, a thread) do not move the cursor
                     self._see(room_id, rev, now)
 
     def _on_live(self, event: str, data: dict) -> None:
@@ -596,6 +680,7 @@ class ReliableClient:
         room_id = state["room_id"]
         with self._lock:
             self.deliveries += 1
+            self.live_log.append(data)
             key = (state["id"], state["rev"])
             self.live_changes[key] += 1
             if self.live_changes[key] == 2:
@@ -666,6 +751,9 @@ class ReliableClient:
         if op.kind == "send":
             expected = (op.client_id, op.room_id, self.user_id)
             got = (message.get("client_id"), message["room_id"], message["author"]["id"])
+            # A reply to a reply attaches to its root: only whether it is a reply can be checked.
+            expected += (op.thread_root_id is not None, op.also_in_room)
+            got += (message.get("thread_root_id") is not None, bool(message.get("also_in_room")))
         else:
             expected, got = (op.message_id, op.room_id), (message["id"], message["room_id"])
         if got != expected:
