@@ -219,6 +219,7 @@ def test_threads_over_rest_and_sockets(app, team, api, sock, make_room):
     ack = socket.emit("send", {"room_id": room.id, "body": "over the socket", "thread_root_id": root["id"]},
                       callback=True)
     assert ack["ok"] and ack["message"]["thread_root_id"] == root["id"] and not ack["message"]["also_in_room"]
+    over_socket = ack["message"]["id"]
     updated = events_named(watcher, "message_updated")
     assert updated[-1]["id"] == root["id"] and updated[-1]["thread"]["reply_count"] == 2
     # Hostile or wrong fields: a clear refusal, nothing stored.
@@ -233,6 +234,11 @@ def test_threads_over_rest_and_sockets(app, team, api, sock, make_room):
     page = api(alice).get(f"/rooms/{room.id}/messages?thread={made.get_json()['id']}").get_json()
     assert page["root"]["id"] == root["id"] and [m["body"] for m in page["messages"]] == [
         "root", "over REST", "over the socket"] and page["has_more"] is False
+    # Where each reader stands: alice follows (her root got replies) and has read none of them;
+    # bob follows and has read up to his own latest reply.
+    assert page["follow"] == {"following": True, "last_read_id": 0, "unread": 2}
+    bobs = api(bob).get(f"/rooms/{room.id}/messages?thread={root['id']}").get_json()["follow"]
+    assert bobs == {"following": True, "last_read_id": over_socket, "unread": 0}
     since = api(alice).get(f"/rooms/{room.id}/messages?thread={root['id']}&since=0&limit=2").get_json()
     assert since["has_more"] is True and since["root"]["id"] == root["id"] and "head" in since
     main = api(alice).get(f"/rooms/{room.id}/messages").get_json()["messages"]

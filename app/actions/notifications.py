@@ -16,6 +16,9 @@ from app.models.base import utcnow
 from app.queries import notifications as notification_queries
 
 
+_TOUCH = sa.text("UPDATE messages SET notified_at = notified_at WHERE id = :id")
+
+
 def do_create_message_notifications(message_id: int) -> int:
     """A message's notifications, pushed live: `mention` for each member it mentions and, for a
     thread reply, `thread_reply` for each follower of the thread. Never the author, never
@@ -32,6 +35,10 @@ def do_create_message_notifications(message_id: int) -> int:
     # such a change instead of locking mention rows in another order and deadlocking with it.
     # The lock also runs the task's copies for one message one after another, so the second
     # sees the first one's notifications and handled marks.
+    if db.session.get_bind().dialect.name != "postgresql":
+        # SQLite has no row locks (FOR UPDATE is left out there): a first write takes its
+        # database lock instead, which serialises the runs just the same.
+        db.session.execute(_TOUCH, {"id": message_id})
     message = db.session.get(Message, message_id, with_for_update={"key_share": True}, populate_existing=True)
     if message is None:
         db.session.rollback()  # let go of the lock

@@ -182,13 +182,14 @@ def list_messages(room_id: int):
             others.append("thread")
         if value is not None and others:
             raise ChatError("invalid", f"Give '{alone}' alone, without {' or '.join(map(repr, others))}.")
-    root = None
+    mine = {}
     if thread is not None:
         root = history.get_thread_root(current_user, room_id, thread)
         thread = root["id"]
+        mine = {"root": root, "follow": thread_queries.get_my_follow(current_user, thread)}
     if since is not None:
         page, has_more, head = history.get_changes(current_user, room_id, since, limit=limit, thread=thread)
-        return {"messages": page, "has_more": has_more, "head": head, **({"root": root} if root else {})}
+        return {"messages": page, "has_more": has_more, "head": head, **mine}
     if around is not None:
         page, older, newer = history.get_messages_around(current_user, room_id, around, limit=limit)
         return {"messages": page, "has_more_before": older, "has_more_after": newer}
@@ -198,7 +199,7 @@ def list_messages(room_id: int):
         after=validation.parse_cursor(args.get("after"), "after"),
         limit=limit, thread=thread,
     )
-    return {"messages": page, "has_more": has_more, **({"root": root} if root else {})}
+    return {"messages": page, "has_more": has_more, **mine}
 
 
 @bp.post("/rooms/<int:room_id>/messages")

@@ -71,3 +71,26 @@ def get_followed_threads(user: User, *, unread_only: bool = False,
          "last_reply_at": serializers.iso(row.last_reply_at), "last_read_id": row.last_read_id}
         for row in rows
     ], has_more
+
+
+_MY_FOLLOW = (
+    sa.select(_follows.c.following, _follows.c.last_read_id)
+    .where(_follows.c.root_id == sa.bindparam("root_id"), _follows.c.user_id == sa.bindparam("user_id"))
+)
+_UNREAD_PAST = (
+    sa.select(sa.func.count()).select_from(_replies)
+    .where(_replies.c.thread_root_id == sa.bindparam("root_id"), _replies.c.id > sa.bindparam("last_read_id"),
+           _replies.c.author_id != sa.bindparam("user_id"), _replies.c.deleted_at.is_(None))
+)
+
+
+def get_my_follow(user: User, root_id: int) -> dict:
+    """Where the user stands in one thread (the caller checked access): `{following,
+    last_read_id, unread}`, with `last_read_id` 0 and every reply by others unread for a
+    thread they never followed nor read."""
+    connection = db.session.connection()
+    params = {"root_id": root_id, "user_id": user.id}
+    mine = connection.execute(_MY_FOLLOW, params).first()
+    following, last_read_id = (bool(mine.following), mine.last_read_id) if mine else (False, 0)
+    unread = connection.execute(_UNREAD_PAST, {**params, "last_read_id": last_read_id}).scalar_one()
+    return {"following": following, "last_read_id": last_read_id, "unread": unread}
