@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -144,6 +145,31 @@ def alice_and_bob_in_general(url: str, password: str) -> tuple[dict, int]:
     added = requests.post(f"{url}/api/v1/rooms/{room['id']}/members", json={"username": "bob"}, headers=alice)
     assert added.status_code == 201, added.text
     return tokens, room["id"]
+
+
+class Background:
+    """A client workload run in a thread of its own for the length of a `with` block:
+    subclasses define `_run`, which returns soon after `_stop` is set, and count what they
+    queued in `count`, drawing their choices from `random` (seeded, so a run can be repeated)."""
+
+    name = "background"
+
+    def __init__(self, *, seed: int = 0):
+        self.random = random.Random(seed)
+        self.count = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        raise NotImplementedError
 
 
 class RedisServer:

@@ -15,15 +15,13 @@ A one-line summary per scenario is printed (see it with `pytest -s`).
 """
 from __future__ import annotations
 
-import random
-import threading
 import time
 
 import pytest
 import requests
 
 from tests.integration.client import ReliableClient
-from tests.integration.cluster import Cluster
+from tests.integration.cluster import Background, Cluster
 from tests.integration.test_faults import (
     HOMES, ROOMS, Team, Traffic, cluster_log_errors, finish, notification_problems, protocol_problems,
     stored_once_problems, team_on_cluster,
@@ -32,11 +30,13 @@ from tests.integration.test_faults import (
 EMOJI = ["👍", "🎉", "❤️", "👀"]
 
 
-class ChangeTraffic:
+class ChangeTraffic(Background):
     """While running, every client given queues an operation every `every` seconds (150-300 ms
     by default): a new message (a `sends` share of them, none by default), an edit of one of
     its own acknowledged messages (every fourth mentioning another member), now and then a
     delete of one, or a reaction (on or off) to one of the newest messages it holds."""
+
+    name = "change-traffic"
 
     def __init__(self, clients: dict[str, ReliableClient], members: dict[int, list[str]], usernames: dict[str, str],
                  *, seed: int = 0, every: tuple[float, float] = (0.15, 0.3), sends: float = 0.0):
@@ -45,12 +45,9 @@ class ChangeTraffic:
         self.usernames = usernames  # short name -> username
         self.every = every
         self.sends = sends
-        self.random = random.Random(seed)
-        self.count = 0
         self.deleted: set[int] = set()                       # messages a delete was queued for
         self.reacted: dict[tuple[str, int, str], bool] = {}  # (user, message, emoji) -> last asked
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="change-traffic", daemon=True)
+        super().__init__(seed=seed)
 
     @classmethod
     def of_team(cls, team: Team, **kwargs) -> "ChangeTraffic":
@@ -58,14 +55,6 @@ class ChangeTraffic:
         return cls({short: team.clients[short] for short in HOMES},
                    {team.room_ids[room]: members for room, members in ROOMS.items()},
                    {short: team.username(short) for short in HOMES}, **kwargs)
-
-    def __enter__(self) -> "ChangeTraffic":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
     def _run(self) -> None:
         low, high = self.every

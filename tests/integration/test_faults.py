@@ -13,7 +13,6 @@ A one-line summary per scenario is printed (see it with `pytest -s`).
 """
 from __future__ import annotations
 
-import random
 import threading
 import time
 import uuid
@@ -27,7 +26,7 @@ import requests
 
 from app.lib.serializers import REACTION_USERS_SHOWN
 from tests.integration.client import ReliableClient, wait_for
-from tests.integration.cluster import Cluster, Listener, RedisServer, require_services, running_cluster
+from tests.integration.cluster import Background, Cluster, Listener, RedisServer, require_services, running_cluster
 
 # The fault clusters measure delivery, not the rate limits: six users sending every 50-100 ms
 # would be throttled on purpose. Lost mention tasks are looked for every second and a killed
@@ -107,25 +106,16 @@ class Team:
             listener.close()
 
 
-class Traffic:
+class Traffic(Background):
     """While running, every client queues a message every 50-100 ms; every `mention_every`-th
     message mentions another member of its room."""
+
+    name = "traffic"
 
     def __init__(self, team: Team, *, mention_every: int = 5, seed: int = 0):
         self.team = team
         self.mention_every = mention_every
-        self.random = random.Random(seed)
-        self.count = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="traffic", daemon=True)
-
-    def __enter__(self) -> "Traffic":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        super().__init__(seed=seed)
 
     def _run(self) -> None:
         due = {short: time.monotonic() + self.random.uniform(0, 0.1) for short in self.team.clients}

@@ -22,14 +22,12 @@ Afterwards, with PostgreSQL as the judge:
 """
 from __future__ import annotations
 
-import random
-import threading
 import time
 
 import pytest
 
 from tests.integration.client import ReliableClient, wait_for
-from tests.integration.cluster import require_services, running_cluster
+from tests.integration.cluster import Background, require_services, running_cluster
 from tests.integration.test_faults import ENV, Team, stored_once_problems
 from tests.integration.test_threads_live_cluster import (
     expected_summary, last_rev, logged_errors, stored_thread, thread_view_problems,
@@ -38,24 +36,15 @@ from tests.integration.test_threads_live_cluster import (
 USERS = ["f0", "f1", "f2", "f3", "f4"]
 
 
-class Replies:
+class Replies(Background):
     """While running, each client given queues a reply to `root_id` every 40-80 ms (one in
     eight also sent to the room), while fewer than three of its sends wait for their acks."""
 
+    name = "replies"
+
     def __init__(self, clients: list[ReliableClient], room_id: int, root_id: int, *, seed: int = 0):
         self.clients, self.room_id, self.root_id = clients, room_id, root_id
-        self.random = random.Random(seed)
-        self.count = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="replies", daemon=True)
-
-    def __enter__(self) -> "Replies":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        super().__init__(seed=seed)
 
     def _run(self) -> None:
         due = {c.name: time.monotonic() for c in self.clients}
