@@ -2,6 +2,8 @@
 sent to the room, quote-replies, thread links and notifications, and the panel on a phone."""
 from __future__ import annotations
 
+import json
+import re
 import time
 
 try:
@@ -360,6 +362,37 @@ def test_a_thread_link_opens_the_panel_with_its_unread_marker_and_history(browsi
     expect(reply_in_panel(alice, "note number 61")).to_be_visible()
     wait_for(lambda: next(t for t in server.api("GET", "/threads", team.alice.token)["threads"]
                           if t["root"]["id"] == root["id"])["last_read_id"] > ids[-1], what="the new reply to be read")
+
+
+def test_the_panel_knows_a_followed_thread_the_threads_list_does_not_hold(browsing, make_team, server):
+    """The Threads list holds the latest 100 followed threads only; a thread past them still
+    opens as followed, with "New" after the reader's marker and read once seen, because the
+    panel takes where the reader stands from the thread's own page."""
+    team = make_team("alice", "bob")
+    room_id = team.room["id"]
+    root = server.post(team.alice, room_id, "Budget questions, one per reply")
+    first, second, third = (reply_over_rest(server, team.bob, room_id, root["id"], f"question {n}")
+                            for n in (1, 2, 3))
+    server.api("POST", f"/threads/{root['id']}/read", team.alice.token, json={"message_id": first["id"]})
+
+    context = browsing.context()
+    # As if Alice followed 100 threads with later replies: the list she gets does not hold this one.
+    context.route(re.compile(r"/api/v1/threads(\?|$)"), lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps({"threads": [], "has_more": True})))
+    alice = browsing.room(team.alice, room_id, context=context, query=f"?thread={root['id']}")
+    panel = panel_of(alice)
+    expect(reply_in_panel(alice, "question 3")).to_be_visible()
+    expect(panel.get_by_role("button", name="Following", exact=True)).to_have_attribute("aria-pressed", "true")
+    expect(alice.locator("#thread-list .unread-sep")).to_have_count(1)
+    after_marker = alice.evaluate("""() => {
+      let el = document.querySelector("#thread-list .unread-sep");
+      while (el && !el.matches(".msg[data-id]")) el = el.nextElementSibling;
+      return el ? Number(el.dataset.id) : null;
+    }""")
+    assert after_marker == second["id"]
+    # The newest reply is on screen: the thread is read up to it.
+    wait_for(lambda: server.api("GET", f"/rooms/{room_id}/messages?thread={root['id']}", team.alice.token)
+             ["follow"]["last_read_id"] == third["id"], what="the thread to be read")
 
 
 def test_the_thread_panel_takes_the_whole_screen_on_a_phone(browsing, make_team, server):

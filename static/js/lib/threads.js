@@ -21,9 +21,9 @@ function rootExcerpt(root) {
 }
 
 /**
- * Wire the sidebar's Threads entry and its dialog. Returns {list, ready, refresh(),
- * setOpener(fn)}: list is the ThreadList, ready a promise of its first load, and
- * fn(rootId) opens a thread of the room on screen (returns false when it cannot).
+ * Wire the sidebar's Threads entry and its dialog. Returns {list, refresh(), render(),
+ * setOpener(fn)}: list is the ThreadList, and fn(roomId, rootId) opens a thread of the room
+ * on screen (returns false when it cannot).
  */
 export function setupThreads({ socket, me }) {
   const list = new ThreadList(me.id);
@@ -34,10 +34,6 @@ export function setupThreads({ socket, me }) {
   let opener = null;
   let timer = null;
   let loaded = null;
-  let resolveReady;
-  const ready = new Promise((resolve) => {
-    resolveReady = resolve;
-  });
 
   function setBadge() {
     if (!badge) return;
@@ -89,7 +85,6 @@ export function setupThreads({ socket, me }) {
       if (loaded === null) loaded = false;
       console.warn("chorus: could not load the threads", err);
     }
-    resolveReady(list);
     render();
     return list;
   }
@@ -138,7 +133,6 @@ export function setupThreads({ socket, me }) {
 
   return {
     list,
-    ready,
     refresh,
     render,
     /** fn(roomId, rootId) -> true when it opened the thread in place. */

@@ -1,5 +1,6 @@
 // Threads as data: where a message belongs (the main timeline, a thread, or both), the words
-// of a root's summary, the unread marker of a thread, and the list of threads followed.
+// of a root's summary, where the reader stands in a thread and its unread marker, and the
+// list of threads followed.
 // No DOM here, so all of it is unit-tested with `node --test`.
 
 import { revOf } from "./timeline.js";
@@ -79,6 +80,17 @@ export function firstUnreadId(replies, lastReadId, meId) {
     if (id > marker && (!first || id < first)) first = id;
   }
   return first;
+}
+
+/**
+ * Where the reader stands in a thread, from the `follow` of its page (?thread=): whether they
+ * follow it, their read marker, and the marker "New" is placed after (null: no "New", for a
+ * thread they do not follow).
+ */
+export function standingOf(follow) {
+  const following = Boolean(follow && follow.following);
+  const lastReadId = (follow && Number(follow.last_read_id)) || 0;
+  return { following, lastReadId, unreadFrom: following ? lastReadId : null };
 }
 
 /** A read marker that never moves back (the server's rule), and what was asked of it. */

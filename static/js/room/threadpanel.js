@@ -8,7 +8,7 @@ import { attachMessageActions } from "./actions.js";
 import { createComposer } from "./composer.js";
 import { createHistory } from "./history.js";
 import { buildMessage, buildPending, layoutMessages } from "./render.js";
-import { ReadMarker, firstUnreadId, rootIdOf, summaryOf, threadHref } from "./thread.js";
+import { ReadMarker, firstUnreadId, rootIdOf, standingOf, summaryOf, threadHref } from "./thread.js";
 import { revOf, withViewerFlags } from "./timeline.js";
 import { createTimelineView } from "./view.js";
 
@@ -282,7 +282,7 @@ export function createThreadPanel({ ctx, socket, outbox, threads, getMembers, ma
     state.reloading = true; // live replies wait until the first page is shown
     let page;
     try {
-      [page] = await Promise.all([api(`/api/v1/rooms/${ctx.room.id}/messages?thread=${wanted}`), threads.ready]);
+      page = await api(`/api/v1/rooms/${ctx.room.id}/messages?thread=${wanted}`);
     } catch (err) {
       if (ticket !== opening) return;
       state.reloading = false;
@@ -303,10 +303,11 @@ export function createThreadPanel({ ctx, socket, outbox, threads, getMembers, ma
     history.setHistoryStatus(state.hasMore ? "more" : "start");
     layoutMessages(list);
     view.flushLive();
-    const entry = threads.list.get(rootId);
-    setFollowing(Boolean(entry));
-    marker = new ReadMarker(entry ? entry.last_read_id : 0);
-    unreadFrom = entry ? entry.last_read_id : null;
+    // The page says where I stand in this thread, followed or not, however many others I follow.
+    const standing = standingOf(page.follow);
+    setFollowing(standing.following);
+    marker = new ReadMarker(standing.lastReadId);
+    unreadFrom = standing.unreadFrom;
     const sep = placeUnreadMarker(unreadFrom);
     const target = scrollTo ? view.element(scrollTo) : null;
     if (target) {

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import {
-  ReadMarker, ThreadList, firstUnreadId, inMainTimeline, route, splitStates, summaryOf, threadHref, threadToOpen,
+  ReadMarker, ThreadList, firstUnreadId, inMainTimeline, route, splitStates, standingOf, summaryOf, threadHref,
+  threadToOpen,
 } from "../room/thread.js";
 import { Timeline } from "../room/timeline.js";
 
@@ -98,6 +99,15 @@ describe("unread", () => {
     assert.equal(firstUnreadId(replies, 0, ALICE.id), 6);
     assert.equal(firstUnreadId(replies, 9, ALICE.id), 0);
     assert.equal(firstUnreadId([reply(8, 8, 5, { author: BOB }), tombstone(7, 9, { thread_root_id: 5, author: BOB })], 6, ALICE.id), 8);
+  });
+
+  test("a thread page's follow says whether I follow, my marker, and where New goes", () => {
+    assert.deepEqual(standingOf({ following: true, last_read_id: 12, unread: 3 }), { following: true, lastReadId: 12, unreadFrom: 12 });
+    assert.deepEqual(standingOf({ following: true, last_read_id: 0, unread: 5 }), { following: true, lastReadId: 0, unreadFrom: 0 });
+    // Not followed (never, or no longer): the marker is kept, but nothing is marked New.
+    assert.deepEqual(standingOf({ following: false, last_read_id: 12, unread: 1 }), { following: false, lastReadId: 12, unreadFrom: null });
+    assert.deepEqual(standingOf({ following: false, last_read_id: 0, unread: 4 }), { following: false, lastReadId: 0, unreadFrom: null });
+    assert.deepEqual(standingOf(undefined), { following: false, lastReadId: 0, unreadFrom: null });
   });
 
   test("a read marker never moves back, and is not asked for twice", () => {
