@@ -47,7 +47,6 @@ function startRoom(socket) {
   const ctx = { me, room: { ...room } };
   const scroller = $("#timeline");
   const list = $("#message-list");
-  const jump = $("#jump-latest");
   const members = new Map((data.members || []).map((user) => [user.id, user]));
   let lastSyncAt = Date.now();
   let lastReadSent = 0;
@@ -59,7 +58,7 @@ function startRoom(socket) {
 
   // ---------------------------------------------------------- the timeline
   const view = createTimelineView(
-    { scroller, list, jump, jumpLabel: $("#jump-latest-label") },
+    { scroller, list, jump: $("#jump-latest"), jumpLabel: $("#jump-latest-label") },
     ctx,
     { hasMore: data.has_more, hasMoreAfter: data.has_more_after, initial: data.messages },
     {
@@ -171,24 +170,10 @@ function startRoom(socket) {
   }, HEADS_EVERY_MS);
 
   // ---------------------------------------------------------- scrolling
-  jump.addEventListener("click", () => {
-    if (state.hasMoreAfter) {
-      history.reloadLatest();
-    } else {
-      view.scrollToBottom();
-      state.unseen = 0;
-      view.updateJump();
-    }
-    composer.focus({ preventScroll: true });
+  view.wireScrolling({
+    reloadLatest: () => history.reloadLatest(),
+    jumped: () => composer.focus({ preventScroll: true }),
   });
-  scroller.addEventListener("scroll", () => {
-    state.stuckToBottom = view.atLatest();
-    if (state.stuckToBottom) {
-      state.unseen = 0;
-      scheduleRead();
-    }
-    view.updateJump();
-  }, { passive: true });
 
   // ---------------------------------------------------------- read marker
   function scheduleRead() {

@@ -164,23 +164,10 @@ export function createThreadPanel({ ctx, socket, outbox, threads, getMembers, ma
   }
 
   // ---------------------------------------------------------- scrolling
-  $("#thread-jump").addEventListener("click", () => {
-    if (state.hasMoreAfter) history.reloadLatest();
-    else {
-      view.scrollToBottom();
-      state.unseen = 0;
-      view.updateJump();
-    }
-    composer.focus({ preventScroll: true });
+  view.wireScrolling({
+    reloadLatest: () => history.reloadLatest(),
+    jumped: () => composer.focus({ preventScroll: true }),
   });
-  scroller.addEventListener("scroll", () => {
-    state.stuckToBottom = view.atLatest();
-    if (state.stuckToBottom) {
-      state.unseen = 0;
-      scheduleRead();
-    }
-    view.updateJump();
-  }, { passive: true });
 
   // ---------------------------------------------------------- replying
   function send(body) {

@@ -76,6 +76,32 @@ export function createTimelineView({ scroller, list, jump, jumpLabel, emptyState
     jump.hidden = !(state.hasMoreAfter || state.unseen > 0 || !atBottom());
   }
 
+  /**
+   * Wire the jump button and the scroll listener. reloadLatest(): bring the latest page (the
+   * view shows an older one); jumped(): after a jump (the caller's composer takes the focus).
+   * At the latest, the reader has seen everything: hooks.read().
+   */
+  function wireScrolling({ reloadLatest, jumped }) {
+    jump.addEventListener("click", () => {
+      if (state.hasMoreAfter) {
+        reloadLatest();
+      } else {
+        scrollToBottom();
+        state.unseen = 0;
+        updateJump();
+      }
+      jumped();
+    });
+    scroller.addEventListener("scroll", () => {
+      state.stuckToBottom = atLatest();
+      if (state.stuckToBottom) {
+        state.unseen = 0;
+        hooks.read();
+      }
+      updateJump();
+    }, { passive: true });
+  }
+
   // When the view shrinks (the composer grows, an error shows, the keyboard opens), a reader
   // who was at the bottom stays there.
   if (typeof ResizeObserver === "function") {
@@ -237,6 +263,7 @@ export function createTimelineView({ scroller, list, jump, jumpLabel, emptyState
     distanceToBottom,
     scrollToBottom,
     updateJump,
+    wireScrolling,
     receive,
     flushLive,
     clear,
