@@ -193,11 +193,13 @@ def test_a_page_that_was_offline_shows_the_changes_it_missed(browsing, make_team
     bob.evaluate("window.__sameDocument = true")
 
     network["down"] = True
-    context.set_offline(True)
     for ws, upstream in sockets:
         ws.close()
         upstream.close()
-    expect(bob.locator("#conn-status")).not_to_have_attribute("data-state", "connected")
+    # Only the socket's own disconnect says "reconnecting" (going offline first would say
+    # "offline" at once, while the socket may still be open and get the changes live).
+    expect(bob.locator("#conn-status")).to_have_attribute("data-state", "reconnecting")
+    context.set_offline(True)
 
     server.api("PATCH", f"/messages/{keep['id']}", team.alice.token, json={"body": "The plan: ship on Monday"})
     server.api("DELETE", f"/messages/{drop['id']}", team.alice.token)
