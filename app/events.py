@@ -19,6 +19,12 @@ from app.ops import metrics
 log = logging.getLogger(__name__)
 
 _PENDING = "chorus.on_commit"
+# Tasks wait for the end of the transaction, not only its commit: until then the session still
+# holds its pooled connection, and an in-process task (the embedded mode, where Celery runs
+# tasks eagerly) would take a second one; with a task per thread reply, a busy server's sends
+# would then empty the pool.
+_PENDING_TASKS = "chorus.tasks_on_commit"
+_READY_TASKS = "chorus.tasks_ready"
 NAMESPACE = "/"
 
 
@@ -52,7 +58,7 @@ def enqueue_on_commit(task, *args: Any) -> None:
         metrics.tasks.labels(task.name, "queued").inc()
         task.apply_async(args=args, kwargs={"enqueued_at": time.time()})
 
-    on_commit(_enqueue)
+    db.session.info.setdefault(_PENDING_TASKS, []).append(_enqueue)
 
 
 def subscribe_on_commit(user_id: int, room_id: int) -> None:
@@ -119,15 +125,30 @@ def _disconnect_user(user_id: int) -> None:
 
 def _run_pending(session) -> None:
     callbacks = session.info.pop(_PENDING, None)
+    _run(callbacks, "after-commit callback failed")
+    tasks = session.info.pop(_PENDING_TASKS, None)
+    if tasks:
+        session.info.setdefault(_READY_TASKS, []).extend(tasks)
+
+
+def _run_ready_tasks(session, transaction) -> None:
+    """Queue (or, embedded, run) a committed transaction's tasks once its connection is back in
+    the pool: SQLAlchemy ends the outermost transaction after releasing its connections."""
+    if transaction.parent is None:
+        _run(session.info.pop(_READY_TASKS, None), "after-commit task failed")
+
+
+def _run(callbacks, failed: str) -> None:
     for callback in callbacks or ():
         try:
             callback()
-        except Exception:  # one failed emit must not hide the others or the commit
-            log.exception("after-commit callback failed")
+        except Exception:  # one failed emit or task must not hide the others or the commit
+            log.exception(failed)
 
 
 def _drop_pending(session) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_PENDING_TASKS, None)
 
 
 def register_session_hooks() -> None:
@@ -136,4 +157,5 @@ def register_session_hooks() -> None:
         return
     sa_event.listen(db.session, "after_commit", _run_pending)
     sa_event.listen(db.session, "after_rollback", _drop_pending)
+    sa_event.listen(db.session, "after_transaction_end", _run_ready_tasks)
     register_session_hooks.done = True
