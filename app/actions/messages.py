@@ -280,6 +280,7 @@ def _store_batch(batch: list[_Draft], committed: Callable[[], None] | None = Non
         if committed is not None:
             events.on_commit(committed)
         repliers: dict[int, User] = {}  # root id: its latest replier, in the order of first reply
+        follows: dict[tuple[int, int], int] = {}  # (root id, user id): the newest reply by them, or 0
         for draft, (message_id, seq, rev) in zip(batch, stored):
             if message_id is None:
                 draft.outcome = _REFUSED
@@ -297,13 +298,15 @@ def _store_batch(batch: list[_Draft], committed: Callable[[], None] | None = Non
             events.send_event_on_commit("message", data, to=events.room_channel(room_id))
             events.on_commit(metrics.messages_sent.inc)
             if reply.root_id is not None:
-                threads.follow_on_reply(reply.root_id, draft.author.id, message_id,
-                                        [*reply.follower_ids, *(u.id for u in draft.mentioned)])
+                for user_id in (*reply.follower_ids, *(u.id for u in draft.mentioned)):
+                    follows.setdefault((reply.root_id, user_id), 0)
+                follows[(reply.root_id, draft.author.id)] = message_id
                 repliers[reply.root_id] = draft.author
             if draft.mentioned or reply.root_id is not None:
                 events.enqueue_on_commit(tasks.notify_mentions, message_id)
             draft.outcome = _STORED
             draft.result = SendResult(message, created=True, data=data)
+        threads.follow(follows)
         for root_id, replier in repliers.items():
             # After the replies, each root's summary takes the next rev (sent after them).
             threads.update_summary(room_id, root_id, by=serializers.user_dict(replier))

@@ -86,18 +86,41 @@ def find_root(room_id: int, message_id) -> Message:
     return find_message_in_room(room_id, message.thread_root_id, "thread_root_id")
 
 
+# `update_summary` on PostgreSQL: the room's next rev, the count, the newest reply's time and
+# the first repliers, written to the root in one statement.
+_SUMMARY_PG = sa.text(f"""WITH bump AS (
+    UPDATE rooms SET last_rev = last_rev + 1 WHERE id = :room_id RETURNING last_rev
+), live AS (
+    SELECT id, author_id, created_at FROM messages WHERE thread_root_id = :root_id AND deleted_at IS NULL
+), repliers AS (
+    SELECT users.username, min(live.id) AS first FROM live JOIN users ON users.id = live.author_id
+    GROUP BY users.id, users.username ORDER BY first LIMIT {THREAD_REPLIERS_SHOWN}
+)
+UPDATE messages SET rev = bump.last_rev,
+    reply_count = (SELECT count(*) FROM live),
+    last_reply_at = (SELECT max(created_at) FROM live),
+    thread_repliers = (SELECT coalesce(json_agg(username ORDER BY first), '[]'::json) FROM repliers)
+FROM bump WHERE messages.id = :root_id
+RETURNING messages.rev""")
+
+
 def update_summary(room_id: int, root_id: int, by: dict) -> None:
     """Count the root's thread again and give the root the room's next rev, broadcasting its
     state (`message_updated`, change `thread`) after commit. Holds the room's lock until the
     transaction ends (the caller commits); a deleted root keeps its summary too."""
     connection = db.session.connection()
-    rev = timeline.take_rev(room_id)
-    count, last_reply_at = connection.execute(_REPLY_COUNT, {"root_id": root_id}).one()
-    repliers = list(connection.execute(_REPLIERS, {"root_id": root_id}).scalars())
-    connection.execute(
-        _messages.update().where(_messages.c.id == root_id)
-        .values(rev=rev, reply_count=count, last_reply_at=last_reply_at, thread_repliers=repliers)
-    )
+    if connection.dialect.name == "postgresql":
+        # One statement, one round trip while the room is locked.
+        if connection.execute(_SUMMARY_PG, {"room_id": room_id, "root_id": root_id}).scalar() is None:
+            raise ChatError("not_found", "No such room.")
+    else:
+        rev = timeline.take_rev(room_id)
+        count, last_reply_at = connection.execute(_REPLY_COUNT, {"root_id": root_id}).one()
+        repliers = list(connection.execute(_REPLIERS, {"root_id": root_id}).scalars())
+        connection.execute(
+            _messages.update().where(_messages.c.id == root_id)
+            .values(rev=rev, reply_count=count, last_reply_at=last_reply_at, thread_repliers=repliers)
+        )
     # Read under the lock: the root's reactions or text cannot change before commit, so the
     # state broadcast is the state as of this rev.
     state = history.get_message_states(connection, [root_id])[root_id]
@@ -110,20 +133,31 @@ def followers_of_root(root: Message) -> list[int]:
     return [root.author_id, *(m.user_id for m in root.mentions)]
 
 
-def follow_on_reply(root_id: int, replier_id: int, reply_id: int, others: list[int]) -> None:
-    """The follows a reply makes: its author follows (again, even after unfollowing) and has
-    read up to the reply; `others` (`followers_of_root`, and the members the reply mentions)
-    follow unless they already have a say."""
-    _upsert_follow(root_id, replier_id, following=True, last_read_id=reply_id)
-    for user_id in dict.fromkeys(others):
-        if user_id != replier_id:
-            _insert_follow(root_id, user_id)
+def follow(follows: dict[tuple[int, int], int]) -> None:
+    """The follows replies make, in one statement: `{(root_id, user_id): read_up_to}`. A
+    replier (`read_up_to`: the id of their newest reply there) follows again, even after
+    unfollowing, and has read up to that reply; the others it names (0: the root's author, the
+    members mentioned in the thread) follow unless they already have a say."""
+    if not follows:
+        return
+    connection = db.session.connection()
+    now = utcnow()
+    statement = _insert(connection)(_follows).values([
+        {"root_id": root_id, "user_id": user_id, "following": True, "last_read_id": read_up_to, "created_at": now}
+        for (root_id, user_id), read_up_to in follows.items()
+    ])
+    replied = statement.excluded.last_read_id > 0
+    connection.execute(statement.on_conflict_do_update(
+        index_elements=["root_id", "user_id"],
+        set_={"following": sa.case((replied, True), else_=_follows.c.following),
+              "last_read_id": sa.case((statement.excluded.last_read_id > _follows.c.last_read_id,
+                                       statement.excluded.last_read_id), else_=_follows.c.last_read_id)},
+    ))
 
 
 def follow_mentioned(root_id: int, user_ids: list[int]) -> None:
     """Members newly mentioned in a thread (by an edit) follow it, unless they already have a say."""
-    for user_id in dict.fromkeys(user_ids):
-        _insert_follow(root_id, user_id)
+    follow({(root_id, user_id): 0 for user_id in user_ids})
 
 
 def access_thread(user: User, message_id: int) -> int:
@@ -182,13 +216,6 @@ def do_mark_thread_read(user: User, message_id: int, read_id: int | None = None)
 
 def _insert(connection):
     return pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-
-
-def _insert_follow(root_id: int, user_id: int) -> None:
-    connection = db.session.connection()
-    statement = _insert(connection)(_follows).values(root_id=root_id, user_id=user_id, following=True,
-                                                     last_read_id=0, created_at=utcnow())
-    connection.execute(statement.on_conflict_do_nothing(index_elements=["root_id", "user_id"]))
 
 
 def _upsert_follow(root_id: int, user_id: int, *, following: bool, last_read_id: int = 0) -> None:
