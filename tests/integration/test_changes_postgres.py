@@ -127,10 +127,13 @@ def test_the_mention_task_waits_for_an_edit_of_its_message_instead_of_deadlockin
                 outcome["error"] = repr(exc)
 
     thread = threading.Thread(target=task)
+    # Watched from a connection of its own, in autocommit: inside the edit's transaction,
+    # pg_stat_activity would show the snapshot of its first reading, again and again.
+    watcher = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     thread.start()
     try:
         deadline = time.monotonic() + 10
-        while not edit.execute(db.text(
+        while not watcher.execute(db.text(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                 " AND wait_event_type = 'Lock'")).scalar():
             assert time.monotonic() < deadline and thread.is_alive(), outcome
@@ -141,6 +144,7 @@ def test_the_mention_task_waits_for_an_edit_of_its_message_instead_of_deadlockin
         edit.commit()
     finally:
         edit.close()
+        watcher.close()
         thread.join(30)
     assert outcome == {"created": 0}  # the edit took both mentions away before the task read them
 
