@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from celery._state import _set_task_join_will_block
 
 from app.extensions import db
 from app.lib.errors import ChatError
@@ -50,6 +51,10 @@ def _race(app, jobs):
         thread.start()
     for thread in threads:
         thread.join(30)
+    # Celery runs an in-process task between setting a process-wide "a result cannot be
+    # waited for here" flag and putting back the value it found; tasks run at once from
+    # several threads can leave it set, and every later `.get()` of this process would fail.
+    _set_task_join_will_block(False)
     return outcomes
 
 
