@@ -26,6 +26,7 @@ from app.lib.validation import MAX_ID
 from app.models import Message, ThreadFollow, User
 from app.models.base import utcnow
 from app.queries import history
+from app.queries import threads as thread_queries
 
 # How many repliers a root's summary names.
 THREAD_REPLIERS_SHOWN = 5
@@ -51,16 +52,6 @@ _REPLIERS = (
 _NEWEST_REPLY = (
     sa.select(sa.func.coalesce(sa.func.max(_messages.c.id), 0))
     .where(_messages.c.thread_root_id == sa.bindparam("root_id"))
-)
-_MARKER = (
-    sa.select(_follows.c.last_read_id)
-    .where(_follows.c.root_id == sa.bindparam("root_id"), _follows.c.user_id == sa.bindparam("user_id"))
-)
-# A follower's unread replies: by others, not deleted, past the marker.
-_UNREAD = (
-    sa.select(sa.func.count()).select_from(_messages)
-    .where(_messages.c.thread_root_id == sa.bindparam("root_id"), _messages.c.id > sa.bindparam("last_read_id"),
-           _messages.c.author_id != sa.bindparam("user_id"), _messages.c.deleted_at.is_(None))
 )
 
 
@@ -140,19 +131,11 @@ def follow(follows: dict[tuple[int, int], int]) -> None:
     members mentioned in the thread) follow unless they already have a say."""
     if not follows:
         return
-    connection = db.session.connection()
-    now = utcnow()
-    statement = _insert(connection)(_follows).values([
-        {"root_id": root_id, "user_id": user_id, "following": True, "last_read_id": read_up_to, "created_at": now}
-        for (root_id, user_id), read_up_to in follows.items()
-    ])
-    replied = statement.excluded.last_read_id > 0
-    connection.execute(statement.on_conflict_do_update(
-        index_elements=["root_id", "user_id"],
-        set_={"following": sa.case((replied, True), else_=_follows.c.following),
-              "last_read_id": sa.case((statement.excluded.last_read_id > _follows.c.last_read_id,
-                                       statement.excluded.last_read_id), else_=_follows.c.last_read_id)},
-    ))
+    _upsert_follows(
+        [{"root_id": root_id, "user_id": user_id, "following": True, "last_read_id": read_up_to}
+         for (root_id, user_id), read_up_to in follows.items()],
+        following=lambda new: sa.case((new.last_read_id > 0, True), else_=_follows.c.following),
+    )
 
 
 def follow_mentioned(root_id: int, user_ids: list[int]) -> None:
@@ -178,7 +161,9 @@ def do_follow_thread(user: User, message_id: int, following: bool) -> dict:
     unfollow is remembered (a row with `following` false), so that being mentioned later does
     not make the user follow again; only following or replying does. -> {root_id, following}"""
     root_id = access_thread(user, message_id)
-    _upsert_follow(root_id, user.id, following=following)  # the read marker stays as it is
+    # The read marker stays as it is.
+    _upsert_follows([{"root_id": root_id, "user_id": user.id, "following": following, "last_read_id": 0}],
+                    following=lambda new: new.following)
     db.session.commit()
     return {"root_id": root_id, "following": following}
 
@@ -194,20 +179,13 @@ def do_mark_thread_read(user: User, message_id: int, read_id: int | None = None)
     connection = db.session.connection()
     newest = connection.execute(_NEWEST_REPLY, {"root_id": root_id}).scalar_one()
     target = newest if read_id is None else min(read_id, newest)
-    marker = connection.execute(_MARKER, {"root_id": root_id, "user_id": user.id}).scalar() or 0
-    moved = target > marker
+    mine = thread_queries.get_my_follow(user, root_id)
+    moved = target > mine["last_read_id"]
     if moved:
-        statement = _insert(connection)(_follows).values(root_id=root_id, user_id=user.id, following=False,
-                                                         last_read_id=target, created_at=utcnow())
-        connection.execute(statement.on_conflict_do_update(
-            index_elements=["root_id", "user_id"],
-            set_={"last_read_id": sa.case((statement.excluded.last_read_id > _follows.c.last_read_id,
-                                           statement.excluded.last_read_id), else_=_follows.c.last_read_id)},
-        ))
+        _upsert_follows([{"root_id": root_id, "user_id": user.id, "following": False, "last_read_id": target}])
         # Read again: a concurrent read may have moved it further still.
-        marker = connection.execute(_MARKER, {"root_id": root_id, "user_id": user.id}).scalar_one()
-    unread = connection.execute(_UNREAD, {"root_id": root_id, "user_id": user.id, "last_read_id": marker}).scalar_one()
-    state = {"root_id": root_id, "last_read_id": marker, "unread": unread}
+        mine = thread_queries.get_my_follow(user, root_id)
+    state = {"root_id": root_id, "last_read_id": mine["last_read_id"], "unread": mine["unread"]}
     if moved:
         events.send_event_on_commit("thread_read", dict(state), to=events.user_channel(user.id))
         db.session.commit()
@@ -218,13 +196,16 @@ def _insert(connection):
     return pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
 
 
-def _upsert_follow(root_id: int, user_id: int, *, following: bool, last_read_id: int = 0) -> None:
+def _upsert_follows(rows: list[dict], following=None) -> None:
+    """Insert follow rows (root_id, user_id, following, last_read_id) in one statement. Where a
+    row exists, its read marker only moves forward and `following` becomes `following(new)`
+    (`new`: the row given), or stays as it is without `following`."""
     connection = db.session.connection()
-    statement = _insert(connection)(_follows).values(root_id=root_id, user_id=user_id, following=following,
-                                                     last_read_id=last_read_id, created_at=utcnow())
-    connection.execute(statement.on_conflict_do_update(
-        index_elements=["root_id", "user_id"],
-        set_={"following": following,
-              "last_read_id": sa.case((statement.excluded.last_read_id > _follows.c.last_read_id,
-                                       statement.excluded.last_read_id), else_=_follows.c.last_read_id)},
-    ))
+    now = utcnow()
+    statement = _insert(connection)(_follows).values([{**row, "created_at": now} for row in rows])
+    new = statement.excluded
+    set_ = {"last_read_id": sa.case((new.last_read_id > _follows.c.last_read_id, new.last_read_id),
+                                    else_=_follows.c.last_read_id)}
+    if following is not None:
+        set_["following"] = following(new)
+    connection.execute(statement.on_conflict_do_update(index_elements=["root_id", "user_id"], set_=set_))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, or_, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -75,6 +75,12 @@ class Message(db.Model):
     )
     edits = relationship("MessageEdit", back_populates="message", cascade="all, delete-orphan",
                          order_by="MessageEdit.id")
+
+    @classmethod
+    def in_main_timeline(cls):
+        """Whether a message is in its room's main timeline: top-level, or a thread reply also
+        sent to the room (as SQL: history pages and unread counts)."""
+        return or_(cls.thread_root_id.is_(None), cls.also_in_room)
 
     @property
     def is_deleted(self) -> bool:

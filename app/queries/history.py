@@ -104,7 +104,7 @@ def _statements(arrays_inline: bool, scope: str) -> _Statements:
         .limit(sa.bindparam("limit"))
     )
     if scope == MAIN:
-        page = page.where(sa.or_(_messages.c.thread_root_id.is_(None), _messages.c.also_in_room))
+        page = page.where(Message.in_main_timeline())
     elif scope == THREAD:
         root_id = sa.bindparam("root_id")
         page = page.where(sa.or_(_messages.c.id == root_id, _messages.c.thread_root_id == root_id))

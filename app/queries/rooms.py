@@ -41,7 +41,7 @@ def _unread_count(room_id: int, user_id: int, last_read: int) -> int:
     return db.session.execute(
         db.select(func.count(Message.id)).filter(
             Message.room_id == room_id, Message.id > last_read, Message.author_id != user_id,
-            Message.deleted_at.is_(None), or_(Message.thread_root_id.is_(None), Message.also_in_room),
+            Message.deleted_at.is_(None), Message.in_main_timeline(),
         )
     ).scalar_one()
 
