@@ -216,7 +216,6 @@ def send_message(room_id: int):
     return result.data, 201 if result.created else 200
 
 
-
 @bp.get("/messages/<int:message_id>")
 @login_required
 def get_message(message_id: int):
