@@ -62,10 +62,10 @@ def _retried(existing: Message, room_id: int) -> SendResult:
     return SendResult(existing, created=False, data=serializers.message_dict(existing))
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Reply:
     """What a send that answers another message carries: the thread it goes to (the root, and
-    who else the reply makes follow it) and/or the message it quotes."""
+    who else the reply makes follow it) and/or the message it quotes; empty for any other send."""
 
     root_id: int | None = None
     follower_ids: tuple[int, ...] = ()
@@ -74,27 +74,25 @@ class _Reply:
     quote: dict | None = None
 
 
-def _check_reply(user: User, room_id: int, thread_root_id, also_in_room, quote_of) -> _Reply | None:
+def _check_reply(user: User, room_id: int, thread_root_id, also_in_room, quote_of) -> _Reply:
     """The thread and quote of a send, checked: the room's members only (asked first, so a
     refusal says nothing about the messages of a room one may not read)."""
     if also_in_room is not None and not isinstance(also_in_room, bool):
         raise ChatError("invalid", "'also_in_room' must be true or false.", field="also_in_room")
+    if also_in_room and thread_root_id is None:
+        raise ChatError("invalid", "'also_in_room' is for thread replies only.", field="also_in_room")
     if thread_root_id is None and quote_of is None:
-        if also_in_room:
-            raise ChatError("invalid", "'also_in_room' is for thread replies only.", field="also_in_room")
-        return None
+        return _Reply()
     access_room_as_member(room_id, user)
-    reply = _Reply(also_in_room=bool(also_in_room) and thread_root_id is not None)
+    root_id, follower_ids, quote_of_id, quote = None, (), None, None
     if thread_root_id is not None:
         root = threads.find_root(room_id, thread_root_id)
-        reply.root_id, reply.follower_ids = root.id, tuple(threads.followers_of_root(root))
-    elif also_in_room:
-        raise ChatError("invalid", "'also_in_room' is for thread replies only.", field="also_in_room")
+        root_id, follower_ids = root.id, tuple(threads.followers_of_root(root))
     if quote_of is not None:
         quoted = threads.find_message_in_room(room_id, quote_of, "quote_of")
-        reply.quote_of_id = quoted.id
-        reply.quote = serializers.quote_fields(quoted.id, serializers.user_dict(quoted.author), quoted.body, None)
-    return reply
+        quote_of_id = quoted.id
+        quote = serializers.quote_fields(quoted.id, serializers.user_dict(quoted.author), quoted.body, None)
+    return _Reply(root_id, follower_ids, bool(also_in_room), quote_of_id, quote)
 
 
 def do_send_message(
@@ -166,16 +164,11 @@ class _Draft:
                  "outcome", "result", "error", "turn")
 
     def __init__(self, author: User, room_id: int, body: str, html: str, client_id: str | None, created_at,
-                 mentioned: list[User], reply: _Reply | None = None) -> None:
+                 mentioned: list[User], reply: _Reply = _Reply()) -> None:
         self.author, self.room_id, self.body, self.html = author, room_id, body, html
         self.client_id, self.created_at, self.mentioned, self.reply = client_id, created_at, mentioned, reply
         self.turn = threading.Event()
         self.reset()
-
-    @property
-    def root_id(self) -> int | None:
-        """The root of the thread this send replies in, if it is a reply."""
-        return self.reply.root_id if self.reply is not None else None
 
     def reset(self) -> None:
         """Forget the outcome of an earlier attempt."""
@@ -238,7 +231,7 @@ class _RoomQueue:
             with cls._lock:
                 batch, queue.waiting[:MAX_BATCH] = queue.waiting[:MAX_BATCH], []
             if (_on_postgresql() and not db.session().in_transaction()
-                    and not any(draft.root_id for draft in batch)):
+                    and not any(draft.reply.root_id for draft in batch)):
                 # Nothing read in this session (a socket event), and nothing to do after the
                 # one statement (a reply also updates its root): the store commits inside
                 # PostgreSQL as it runs, so the room lock is released without waiting for
@@ -285,7 +278,7 @@ def _store_batch(batch: list[_Draft], committed: Callable[[], None] | None = Non
             if message_id is None:
                 draft.outcome = _REFUSED
                 continue
-            reply = draft.reply or _Reply()
+            reply = draft.reply
             message = Message(
                 id=message_id, room_id=room_id, seq=seq, rev=rev, author_id=draft.author.id, author=draft.author,
                 body=draft.body, html=draft.html, client_id=draft.client_id, created_at=draft.created_at,
@@ -404,9 +397,9 @@ def _store_messages(room_id: int, batch: list[_Draft]) -> list[tuple[int | None,
             "htmls": [d.html for d in batch],
             "client_ids": [d.client_id for d in batch],
             "created_ats": [d.created_at for d in batch],
-            "thread_root_ids": [d.root_id for d in batch],
-            "also_in_rooms": [bool(d.reply and d.reply.also_in_room) for d in batch],
-            "quote_of_ids": [d.reply.quote_of_id if d.reply else None for d in batch],
+            "thread_root_ids": [d.reply.root_id for d in batch],
+            "also_in_rooms": [d.reply.also_in_room for d in batch],
+            "quote_of_ids": [d.reply.quote_of_id for d in batch],
             "mention_ns": mention_ns,
             "mention_user_ids": mention_user_ids,
         }).all()
@@ -425,7 +418,7 @@ def _store_messages(room_id: int, batch: list[_Draft]) -> list[tuple[int | None,
             stored.append((None, None, None))
             continue
         seq, rev = bumped
-        reply = draft.reply or _Reply()
+        reply = draft.reply
         message_id = conn.execute(_SQLITE_INSERT, {
             "room_id": room_id, "author_id": draft.author.id, "body": draft.body, "html": draft.html,
             "client_id": draft.client_id, "seq": seq, "rev": rev, "created_at": draft.created_at,
