@@ -23,10 +23,10 @@ class Message(db.Model):
         Index("ix_messages_room_id_id", "room_id", "id"),
         # A thread's page: its replies by id.
         Index("ix_messages_thread_root_id_id", "thread_root_id", "id"),
-        # The sweep finds replies whose followers the notification task never handled.
-        Index("ix_messages_unnotified_replies", "created_at",
-              postgresql_where=text("thread_root_id IS NOT NULL AND notified_at IS NULL"),
-              sqlite_where=text("thread_root_id IS NOT NULL AND notified_at IS NULL")),
+        # The sweep finds messages whose notification task is due and was never run.
+        Index("ix_messages_notify_due", "created_at",
+              postgresql_where=text("notify_due AND notified_at IS NULL"),
+              sqlite_where=text("notify_due AND notified_at IS NULL")),
         # Ids are the order of history and the resync cursor: SQLite must never reuse one.
         {"sqlite_autoincrement": True},
     )
@@ -60,8 +60,10 @@ class Message(db.Model):
     reply_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     last_reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     thread_repliers: Mapped[list | None] = mapped_column(JSON, nullable=True)
-    # When the notification task handled a reply's thread followers (null for a reply whose
-    # task is still due: the sweep finds those).
+    # Whether the message notifies people beyond its @name mentions (a thread reply's followers,
+    # a direct message's participants, an @room or @here), and when the notification task did
+    # so (null while it is still due: the sweep finds those).
+    notify_due: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
     notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     room = relationship("Room")

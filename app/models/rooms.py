@@ -24,8 +24,16 @@ def random_room_id() -> int:
     return secrets.randbelow(ROOM_ID_MAX) + 1
 
 
+ROOM, DM = "room", "dm"
+# Who may use @room, @all, @everyone and @here in a room.
+WILDCARDS_MEMBERS, WILDCARDS_ADMINS = "members", "admins"
+
+
 class Room(db.Model):
-    """A conversation space; private rooms are visible to their members only."""
+    """A conversation space; private rooms are visible to their members only.
+
+    A direct conversation (kind "dm") is a private room without a name whose members are
+    fixed when it is created: the one room for exactly that set of people (`dm_key`)."""
 
     __tablename__ = "rooms"
     __table_args__ = (
@@ -47,12 +55,23 @@ class Room(db.Model):
     # reaction) takes the next number under the same row lock (app.actions.timeline).
     last_rev: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(8), nullable=False, default=ROOM, server_default=ROOM)
+    # A DM's participants' ids, sorted and comma-separated: unique, so two first messages
+    # to the same people, on any servers, make one conversation.
+    dm_key: Mapped[str | None] = mapped_column(String(120), nullable=True, unique=True)
+    wildcard_policy: Mapped[str] = mapped_column(String(8), nullable=False, default=WILDCARDS_MEMBERS,
+                                                 server_default=WILDCARDS_MEMBERS)
 
     owner = relationship("User")
     memberships = relationship("Membership", back_populates="room", cascade="all, delete-orphan")
 
+    @property
+    def is_dm(self) -> bool:
+        """Whether this is a direct conversation."""
+        return self.kind == DM
+
     def __repr__(self) -> str:
-        return f"<Room {self.name}>"
+        return f"<Room {self.name or self.dm_key}>"
 
     def __str__(self) -> str:
         return self.name
@@ -69,6 +88,8 @@ class Membership(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     last_read_message_id: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # A DM its member closed: out of their list while no message newer than this id exists.
+    hidden_before_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     room = relationship("Room", back_populates="memberships")
     user = relationship("User")

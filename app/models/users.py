@@ -36,6 +36,11 @@ class User(UserMixin, db.Model):
     is_admin: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     is_disabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    # An IANA zone name ("Europe/Paris"), or "" when the user never said: shown as their local time.
+    time_zone: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    status_text: Mapped[str] = mapped_column(String(100), nullable=False, default="")
+    status_emoji: Mapped[str] = mapped_column(String(32), nullable=False, default="")
+    dnd_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     tokens = relationship("ApiToken", back_populates="user", cascade="all, delete-orphan")
 
