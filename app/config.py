@@ -145,8 +145,19 @@ class Config:
     SOCKET_EVENT_LIMITS = {
         "send": os.environ.get("SOCKET_SEND_LIMIT", "30 per 10 seconds"),
         "react": os.environ.get("SOCKET_REACT_LIMIT", "30 per 10 seconds"),
+        # A page sends typing at most every 3 s; a user typing in a few tabs stays under this.
+        "typing": os.environ.get("SOCKET_TYPING_LIMIT", "60 per minute"),
     }
     SOCKET_DEFAULT_LIMIT = os.environ.get("SOCKET_DEFAULT_LIMIT", "120 per minute")
+
+    # Presence (app/realtime/presence.py): idle after PRESENCE_IDLE_SECONDS without input;
+    # in cluster mode a server refreshes its sockets every PRESENCE_HEARTBEAT_SECONDS and
+    # the users of a server that stopped doing so go offline PRESENCE_TTL_SECONDS after its
+    # last refresh; changes are sent at most once per PRESENCE_FLUSH_SECONDS.
+    PRESENCE_IDLE_SECONDS = float(os.environ.get("PRESENCE_IDLE_SECONDS", "300"))
+    PRESENCE_TTL_SECONDS = float(os.environ.get("PRESENCE_TTL_SECONDS", "60"))
+    PRESENCE_HEARTBEAT_SECONDS = float(os.environ.get("PRESENCE_HEARTBEAT_SECONDS", "20"))
+    PRESENCE_FLUSH_SECONDS = float(os.environ.get("PRESENCE_FLUSH_SECONDS", "1"))
 
     @classmethod
     def celery_settings(cls, redis_url: str | None, key_prefix: str = "chorus:", visibility_timeout: int = 300) -> dict:
