@@ -159,3 +159,24 @@ def register_session_hooks() -> None:
     sa_event.listen(db.session, "after_rollback", _drop_pending)
     sa_event.listen(db.session, "after_transaction_end", _run_ready_tasks)
     register_session_hooks.done = True
+
+
+def send_presence(data: dict, user_ids: list[int]) -> None:
+    """Emit a user's `presence` now to the user channels of user_ids, in one emit (nothing to commit)."""
+    if user_ids:
+        _emit("presence", data, [user_channel(user_id) for user_id in user_ids])
+
+
+def send_typing(data: dict, room_id: int, skip_sids: list[str]) -> None:
+    """Relay a `typing` notice now to a room's channel, except to the sockets in skip_sids (the typist's)."""
+    _emitter().emit("typing", data, to=room_channel(room_id), skip_sid=list(skip_sids), namespace=NAMESPACE)
+    metrics.events_emitted.labels("typing").inc()
+
+
+def is_subscribed(sid: str, channel: str) -> bool:
+    """Whether a socket of this process is in a channel (the socket layer's own bookkeeping, no query)."""
+    server = getattr(_emitter(), "server", None)
+    if server is None:
+        return False
+    room = server.manager.rooms.get(NAMESPACE, {}).get(channel)
+    return room is not None and sid in room

@@ -4,4 +4,5 @@ from flask import Blueprint
 bp = Blueprint("api", __name__)
 
 from app.api import routes  # noqa: E402,F401
+from app.api import presence  # noqa: E402,F401
 from app.api import sessions  # noqa: E402,F401

@@ -11,12 +11,16 @@ log = logging.getLogger(__name__)
 
 
 def start_background_jobs(app: Flask) -> None:
-    """Every MENTION_SWEEP_SECONDS, queue the sweep of messages whose notification task was
-    lost (unhandled mentions, thread replies whose followers were not told).
+    """Start the presence jobs (app.realtime.presence: flusher, sweep, heartbeat) and, every
+    MENTION_SWEEP_SECONDS, queue the sweep of messages whose notification task was lost
+    (unhandled mentions, thread replies whose followers were not told).
 
     Each server queues it; the sweep is idempotent, so several servers only repeat work.
     In the embedded mode the sweep runs in-process.
     """
+    from app.realtime.presence import start_presence_jobs
+
+    start_presence_jobs(app)
     interval = app.config["MENTION_SWEEP_SECONDS"]
     if interval <= 0:
         return

@@ -7,7 +7,7 @@ from app.extensions import socketio
 
 # Imported before any init_app: Flask-SocketIO then keeps the handlers and binds them to
 # every app's server, not only to the first one created in the process.
-from app.realtime import guard, handlers  # noqa: F401
+from app.realtime import guard, handlers, presence  # noqa: F401
 from app.realtime.registry import LocalSocketRegistry, RedisSocketRegistry
 
 
@@ -21,6 +21,8 @@ def register_sockets(app: Flask) -> None:
         # Celery workers only publish to the servers' Redis channel.
         app.extensions["chorus.emitter"] = SocketIO(message_queue=redis_url, channel=channel, async_mode="threading")
         app.extensions["chorus.sockets"] = RedisSocketRegistry(redis_url, app.config["REDIS_KEY_PREFIX"] + "sockets:") if redis_url else None
+        # Workers read presence (@here) and mark status changes; the servers' flushers send them.
+        app.extensions["chorus.presence"] = presence.make_store(app)
         return
     options = {
         "async_mode": app.config["SOCKETIO_ASYNC_MODE"],
@@ -44,4 +46,4 @@ def register_sockets(app: Flask) -> None:
     app.wsgi_app = guard.http_guard(app, app.wsgi_app, socketio.server,
                                     websocket_compression=app.config.get("WEBSOCKET_COMPRESSION", False))
     app.extensions["chorus.sockets"] = RedisSocketRegistry(redis_url, app.config["REDIS_KEY_PREFIX"] + "sockets:") if redis_url else LocalSocketRegistry()
-
+    app.extensions["chorus.presence"] = presence.make_store(app)

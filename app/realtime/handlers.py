@@ -15,7 +15,7 @@ from app.lib import validation
 from app.lib.errors import ChatError
 from app.ops import metrics
 from app.queries import rooms as room_queries
-from app.realtime import guard, identity
+from app.realtime import guard, identity, presence, typing_relay
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ def on_connect(auth=None):
         join_room(events.room_channel(room_id))
     _registry().add(user.id, request.sid)
     metrics.connected_sockets.inc()
+    presence.socket_connected(user.id, request.sid)
 
 
 @socketio.on("disconnect")
@@ -60,6 +61,10 @@ def on_disconnect(*_args):
         return
     if _registry().remove(request.sid):
         metrics.connected_sockets.dec()
+    try:
+        presence.socket_disconnected(request.sid)
+    except Exception:  # Redis away: the socket's entry expires with the TTL; the close must still happen
+        log.warning("could not record the disconnect of %s in presence", request.sid, exc_info=True)
     # The Engine.IO session goes too: left open, it could CONNECT again with the socket's
     # copy of a session that has since been logged out.
     guard.close_connection(socketio.server, manager.eio_sid_from_sid(request.sid, request.namespace))
@@ -135,6 +140,25 @@ def on_read(data: dict) -> dict:
         current_user, validation.get_int(data, "room_id"), validation.get_int(data, "message_id", required=False)
     )
     return {"last_read_message_id": last}
+
+
+@socketio.on("activity")
+@socket_action
+def on_activity(data: dict) -> dict:
+    """client -> activity {}: the page had input (the user is active); ack {ok}."""
+    presence.record_activity(current_user.id)
+    return {}
+
+
+@socketio.on("typing")
+@socket_action
+def on_typing(data: dict) -> dict:
+    """client -> typing {room_id, thread_root_id?, stop?}; relayed to the room's other sockets; ack {ok}."""
+    typing_relay.relay_typing(
+        current_user, request.sid, validation.get_int(data, "room_id"),
+        validation.get_int(data, "thread_root_id", required=False), validation.get_bool(data, "stop", False),
+    )
+    return {}
 
 
 @socketio.on_error_default
