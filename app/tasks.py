@@ -15,8 +15,9 @@ from app.actions import notifications
     max_retries=8,
 )
 def notify_mentions(message_id: int, enqueued_at: float | None = None) -> int:
-    """Create and push one message's notifications: its mentions and, for a thread reply,
-    the thread's followers (the name is older than thread replies; queued tasks keep it).
+    """Create and push one message's notifications: its mentions, its @room or @here, a thread
+    reply's followers, a direct message's people (the name is older than all but mentions;
+    queued tasks keep it).
 
     `enqueued_at` only feeds the latency metric.
     """
@@ -25,7 +26,7 @@ def notify_mentions(message_id: int, enqueued_at: float | None = None) -> int:
 
 @shared_task(name="chorus.sweep_mentions", ignore_result=True)
 def sweep_mentions(min_age: float = 10.0) -> int:
-    """Handle the messages whose notify_mentions task was lost (mentions not handled, thread
-    replies whose followers were not); idempotent like that task."""
+    """Handle the messages whose notify_mentions task was lost (mentions not handled; replies,
+    direct messages and @room/@here messages not notified); idempotent like that task."""
     return (notifications.do_sweep_unhandled_mentions(min_age=min_age)
-            + notifications.do_sweep_unnotified_replies(min_age=min_age))
+            + notifications.do_sweep_due_messages(min_age=min_age))

@@ -202,8 +202,9 @@ def test_rooms_list_and_get(api, team, make_room):
     got = api(bob).get(f"/rooms/{room.id}")
     assert got.status_code == 200
     assert got.get_json() == {
-        "id": room.id, "name": "general", "topic": "", "is_private": False, "owner_id": alice.id,
-        "is_member": True, "member_count": 3, "created_at": got.get_json()["created_at"], "unread": 0,
+        "id": room.id, "kind": "room", "name": "general", "topic": "", "is_private": False, "owner_id": alice.id,
+        "wildcard_policy": "members", "is_member": True, "member_count": 3,
+        "created_at": got.get_json()["created_at"], "unread": 0,
     }
     assert got.get_json()["created_at"].endswith("Z")
     assert api(dave).get(f"/rooms/{room.id}").get_json()["is_member"] is False

@@ -370,7 +370,7 @@ def test_the_sweep_handles_a_reply_whose_task_was_lost(app, team, call, monkeypa
     assert notified(app, answer) == notified(app, mentioning) == []
     with app.app_context():
         # Too young: the task may still be on its way.
-        assert notifications.do_sweep_unnotified_replies(min_age=10) == 0
+        assert notifications.do_sweep_due_messages(min_age=10) == 0
     age(app, answer, 30)
     age(app, mentioning, 30)
     with app.app_context():
@@ -378,7 +378,7 @@ def test_the_sweep_handles_a_reply_whose_task_was_lost(app, team, call, monkeypa
         # then the replies left.
         assert tasks.sweep_mentions(min_age=10) == 2
         assert db.session.get(Message, answer).notified_at is not None
-        assert notifications.do_sweep_unnotified_replies(min_age=10) == 0
+        assert notifications.do_sweep_due_messages(min_age=10) == 0
         assert tasks.sweep_mentions(min_age=10) == 0
     assert notified(app, answer) == [(carol.id, "thread_reply"), (alice.id, "thread_reply")]
     assert notified(app, mentioning) == [(alice.id, "mention"), (carol.id, "thread_reply")]
@@ -395,8 +395,8 @@ def test_the_sweep_leaves_old_replies_and_forgets_deleted_ones(app, team, monkey
         message_edit.do_delete_message(row(User, bob), doomed)
     age(app, doomed, 30)
     with app.app_context():
-        assert notifications.do_sweep_unnotified_replies(min_age=10) == 1  # the deleted one
+        assert notifications.do_sweep_due_messages(min_age=10) == 1  # the deleted one
         assert db.session.get(Message, doomed).notified_at is not None
         assert db.session.get(Message, old).notified_at is None
-        assert notifications.do_sweep_unnotified_replies(min_age=10) == 0
+        assert notifications.do_sweep_due_messages(min_age=10) == 0
     assert notified(app, old) == notified(app, doomed) == []

@@ -5,6 +5,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 
 from app import events
+from app.actions.dms import do_hide_dm
 from app.actions.users import get_user_by_username
 from app.extensions import db
 from app.lib import serializers, validation
@@ -52,6 +53,8 @@ def do_invite_user(actor: User, room_id: int, username: str) -> User:
     room, membership = access_room(room_id, actor)
     if membership is None:
         raise ChatError("not_member", "Join the room first.")
+    if room.is_dm:
+        raise ChatError("forbidden", "A direct conversation keeps its people; start a new one to add someone.")
     if room.is_private and room.owner_id != actor.id:
         raise ChatError("forbidden", "Only the room's owner can invite people to a private room.")
     invitee = get_user_by_username(username) if validation.USERNAME_RE.match(username) else None
@@ -65,10 +68,14 @@ def do_invite_user(actor: User, room_id: int, username: str) -> User:
 
 
 def do_leave_room(user: User, room_id: int) -> None:
-    """Leave a room; the user's sockets stop receiving it at once."""
+    """Leave a room; the user's sockets stop receiving it at once. Leaving a direct
+    conversation closes it instead (app.actions.dms.do_hide_dm)."""
     room, membership = access_room(room_id, user)
     if membership is None:
         raise ChatError("not_member", "You are not a member of this room.")
+    if room.is_dm:
+        do_hide_dm(user, room, membership)
+        return
     db.session.delete(membership)
     db.session.flush()
     if room.owner_id == user.id:

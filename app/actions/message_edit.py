@@ -7,7 +7,7 @@ from flask import current_app
 
 from app import events
 from app.actions import threads, timeline
-from app.actions.messages import check_message_body, resolve_mentions
+from app.actions.messages import check_message_body, check_wildcards, resolve_mentions
 from app.extensions import db
 from app.lib import serializers
 from app.lib.access import access_message
@@ -60,6 +60,10 @@ def do_edit_message(user: User, message_id: int, body: str) -> dict:
         if body == message.body:
             return serializers.message_dict(message, viewer_id=user.id)
         parsed = parse_message(body)
+        if set(parsed.wildcards) - set(parse_message(message.body).wildcards):
+            # An @room or @here added by an edit notifies nobody (people are told once, at the
+            # send), but a room that keeps them to its owner refuses it as it would the send.
+            check_wildcards(user, message.room_id)
         mentioned = resolve_mentions(message.room_id, parsed.mentions, exclude_user_id=message.author_id)
         html = render_parsed(parsed, {u.username_key: u.username for u in mentioned})
         # The mentions as they will be: those kept, in their order, then the new ones.

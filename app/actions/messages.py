@@ -19,6 +19,7 @@ from app.lib.errors import ChatError
 from app.lib.render import parse_message, render_parsed
 from app.lib.validation import MAX_ID
 from app.models import Membership, Mention, Message, User
+from app.models.rooms import DM, WILDCARDS_ADMINS
 from app.models.base import UTCDateTime, utcnow
 from app.ops import metrics
 
@@ -119,6 +120,8 @@ def do_send_message(
     parsed = parse_message(body)
     mentioned = resolve_mentions(room_id, parsed.mentions, exclude_user_id=user.id)
     reply = _check_reply(user, room_id, thread_root_id, also_in_room, quote_of)
+    if parsed.wildcards:
+        check_wildcards(user, room_id)
     html = render_parsed(parsed, {u.username_key: u.username for u in mentioned})
     if fresh and db.session().in_transaction():
         # The mention lookup's connection goes back to the pool: a send waiting for its
@@ -129,7 +132,8 @@ def do_send_message(
     # The user itself, not a proxy such as Flask-Login's current_user: another send's
     # context may store this draft, where the proxy would name that send's user.
     author = user._get_current_object() if isinstance(user, LocalProxy) else user
-    draft = _Draft(author, room_id, body, html, client_id, utcnow(), mentioned, reply)
+    draft = _Draft(author, room_id, body, html, client_id, utcnow(), mentioned, reply,
+                   notify_due=bool(parsed.wildcards) or reply.root_id is not None)
     for _attempt in range(2):
         _RoomQueue.store(draft)
         if draft.result is not None:
@@ -161,12 +165,15 @@ class _Draft:
     """A send on its way to the database: what to store, and what became of it."""
 
     __slots__ = ("author", "room_id", "body", "html", "client_id", "created_at", "mentioned", "reply",
-                 "outcome", "result", "error", "turn")
+                 "notify_due", "outcome", "result", "error", "turn")
 
     def __init__(self, author: User, room_id: int, body: str, html: str, client_id: str | None, created_at,
-                 mentioned: list[User], reply: _Reply = _Reply()) -> None:
+                 mentioned: list[User], reply: _Reply = _Reply(), *, notify_due: bool = False) -> None:
         self.author, self.room_id, self.body, self.html = author, room_id, body, html
         self.client_id, self.created_at, self.mentioned, self.reply = client_id, created_at, mentioned, reply
+        # Whether the message notifies more than its mentions (a reply, an @room or @here);
+        # the store adds every message of a direct conversation.
+        self.notify_due = notify_due
         self.turn = threading.Event()
         self.reset()
 
@@ -274,7 +281,7 @@ def _store_batch(batch: list[_Draft], committed: Callable[[], None] | None = Non
             events.on_commit(committed)
         repliers: dict[int, User] = {}  # root id: its latest replier, in the order of first reply
         follows: dict[tuple[int, int], int] = {}  # (root id, user id): the newest reply by them, or 0
-        for draft, (message_id, seq, rev) in zip(batch, stored):
+        for draft, (message_id, seq, rev, notify_due) in zip(batch, stored):
             if message_id is None:
                 draft.outcome = _REFUSED
                 continue
@@ -284,7 +291,7 @@ def _store_batch(batch: list[_Draft], committed: Callable[[], None] | None = Non
                 body=draft.body, html=draft.html, client_id=draft.client_id, created_at=draft.created_at,
                 mentions=[Mention(message_id=message_id, user_id=u.id, user=u) for u in draft.mentioned],
                 reactions=[], thread_root_id=reply.root_id, also_in_room=reply.also_in_room,
-                quote_of_id=reply.quote_of_id, reply_count=0,
+                quote_of_id=reply.quote_of_id, reply_count=0, notify_due=notify_due,
             )
             data = serializers.message_dict(message)
             data["quote"] = reply.quote
@@ -295,7 +302,7 @@ def _store_batch(batch: list[_Draft], committed: Callable[[], None] | None = Non
                     follows.setdefault((reply.root_id, user_id), 0)
                 follows[(reply.root_id, draft.author.id)] = message_id
                 repliers[reply.root_id] = draft.author
-            if draft.mentioned or reply.root_id is not None:
+            if draft.mentioned or notify_due:
                 events.enqueue_on_commit(tasks.notify_mentions, message_id)
             draft.outcome = _STORED
             draft.result = SendResult(message, created=True, data=data)
@@ -323,6 +330,12 @@ def _store_batch(batch: list[_Draft], committed: Callable[[], None] | None = Non
             draft.turn.set()
 
 
+# A direct conversation whose other people are all disabled takes no message (the condition
+# holds for such a DM only; an ordinary room passes it with one look at its row).
+_DM_NOBODY = """SELECT 1 FROM rooms AS dm WHERE dm.id = :room_id AND dm.kind = 'dm' AND NOT EXISTS (
+        SELECT 1 FROM memberships AS other JOIN users AS person ON person.id = other.user_id
+        WHERE other.room_id = :room_id AND other.user_id <> :author_id AND NOT person.is_disabled)"""
+
 # PostgreSQL stores a batch of messages in one statement. Bumping the room's seq and rev
 # locks the room's row until commit (as every change of the room does, app.actions.timeline),
 # so the room's changes commit in the order of their revs and catching up with since=<rev>
@@ -333,31 +346,32 @@ _STORE_SQL = sa.text("""WITH input AS (
     SELECT * FROM unnest(CAST(:author_ids AS integer[]), CAST(:bodies AS text[]), CAST(:htmls AS text[]),
                          CAST(:client_ids AS text[]), CAST(:created_ats AS timestamptz[]),
                          CAST(:thread_root_ids AS integer[]), CAST(:also_in_rooms AS boolean[]),
-                         CAST(:quote_of_ids AS integer[]))
+                         CAST(:quote_of_ids AS integer[]), CAST(:notify_dues AS boolean[]))
         WITH ORDINALITY AS given (author_id, body, html, client_id, created_at, thread_root_id, also_in_room,
-                                  quote_of_id, n)
+                                  quote_of_id, notify_due, n)
 ), allowed AS (
     SELECT input.*, row_number() OVER (ORDER BY input.n) AS k FROM input
     WHERE EXISTS (
         SELECT 1 FROM memberships JOIN users ON users.id = memberships.user_id
         WHERE memberships.room_id = :room_id AND memberships.user_id = input.author_id
           AND NOT users.is_disabled)
+    AND NOT EXISTS ({DM_NOBODY})
 ), bump AS (
     UPDATE rooms SET last_seq = rooms.last_seq + (SELECT count(*) FROM allowed),
                      last_rev = rooms.last_rev + (SELECT count(*) FROM allowed)
     WHERE rooms.id = :room_id AND EXISTS (SELECT 1 FROM allowed)
     RETURNING rooms.last_seq - (SELECT count(*) FROM allowed) AS base,
-              rooms.last_rev - (SELECT count(*) FROM allowed) AS rev_base
+              rooms.last_rev - (SELECT count(*) FROM allowed) AS rev_base, rooms.kind = 'dm' AS is_dm
 ), message AS (
     INSERT INTO messages (room_id, author_id, body, html, client_id, seq, rev, created_at, thread_root_id,
-                          also_in_room, quote_of_id)
+                          also_in_room, quote_of_id, notify_due)
     SELECT :room_id, allowed.author_id, allowed.body, allowed.html, allowed.client_id, bump.base + allowed.k,
            bump.rev_base + allowed.k, allowed.created_at, allowed.thread_root_id, allowed.also_in_room,
-           allowed.quote_of_id
+           allowed.quote_of_id, allowed.notify_due OR bump.is_dm
     FROM allowed, bump ORDER BY allowed.k
-    RETURNING messages.id, messages.seq, messages.rev, messages.author_id
+    RETURNING messages.id, messages.seq, messages.rev, messages.author_id, messages.notify_due
 ), stored AS (
-    SELECT message.id, message.seq, message.rev, message.author_id, allowed.n
+    SELECT message.id, message.seq, message.rev, message.author_id, message.notify_due, allowed.n
     FROM message, bump, allowed WHERE allowed.k = message.seq - bump.base
 ), mentioned AS (
     INSERT INTO mentions (message_id, user_id)
@@ -372,8 +386,8 @@ _STORE_SQL = sa.text("""WITH input AS (
     WHERE memberships.room_id = :room_id AND memberships.user_id = latest.author_id
       AND memberships.last_read_message_id < latest.id
 )
-SELECT stored.n, stored.id, stored.seq, stored.rev FROM stored
-""")
+SELECT stored.n, stored.id, stored.seq, stored.rev, stored.notify_due FROM stored
+""".replace("{DM_NOBODY}", _DM_NOBODY.replace(":author_id", "input.author_id")))
 
 
 def _on_postgresql() -> bool:
@@ -400,11 +414,12 @@ def _store_messages(room_id: int, batch: list[_Draft]) -> list[tuple[int | None,
             "thread_root_ids": [d.reply.root_id for d in batch],
             "also_in_rooms": [d.reply.also_in_room for d in batch],
             "quote_of_ids": [d.reply.quote_of_id for d in batch],
+            "notify_dues": [d.notify_due for d in batch],
             "mention_ns": mention_ns,
             "mention_user_ids": mention_user_ids,
         }).all()
-        by_n = {row.n: (row.id, row.seq, row.rev) for row in rows}
-        return [by_n.get(n, (None, None, None)) for n in range(1, len(batch) + 1)]
+        by_n = {row.n: (row.id, row.seq, row.rev, row.notify_due) for row in rows}
+        return [by_n.get(n, (None, None, None, False)) for n in range(1, len(batch) + 1)]
     # Elsewhere (SQLite: one writer at a time, the database is the lock) statement by
     # statement, in one transaction: the first seq bump takes the write lock, so each check
     # of the author's membership sees what the commit will. The statements are built once:
@@ -415,18 +430,20 @@ def _store_messages(room_id: int, batch: list[_Draft]) -> list[tuple[int | None,
     for draft in batch:
         bumped = conn.execute(_SQLITE_BUMP, {"room_id": room_id, "author_id": draft.author.id}).first()
         if bumped is None:
-            stored.append((None, None, None))
+            stored.append((None, None, None, False))
             continue
-        seq, rev = bumped
+        seq, rev, kind = bumped
         reply = draft.reply
+        notify_due = draft.notify_due or kind == DM
         message_id = conn.execute(_SQLITE_INSERT, {
             "room_id": room_id, "author_id": draft.author.id, "body": draft.body, "html": draft.html,
             "client_id": draft.client_id, "seq": seq, "rev": rev, "created_at": draft.created_at,
             "thread_root_id": reply.root_id, "also_in_room": reply.also_in_room, "quote_of_id": reply.quote_of_id,
+            "notify_due": notify_due,
         }).scalar()
         if draft.mentioned:
             conn.execute(_SQLITE_MENTION, [{"message_id": message_id, "user_id": u.id} for u in draft.mentioned])
-        stored.append((message_id, seq, rev))
+        stored.append((message_id, seq, rev, notify_due))
         read_up_to[draft.author.id] = message_id
     for author_id, message_id in read_up_to.items():
         conn.execute(_SQLITE_READ, {"room_id": room_id, "author_id": author_id, "message_id": message_id})
@@ -437,11 +454,12 @@ _SQLITE_BUMP = sa.text("""UPDATE rooms SET last_seq = last_seq + 1, last_rev = l
 WHERE id = :room_id AND EXISTS (
     SELECT 1 FROM memberships JOIN users ON users.id = memberships.user_id
     WHERE memberships.room_id = :room_id AND memberships.user_id = :author_id AND NOT users.is_disabled)
-RETURNING last_seq, last_rev""")
+  AND NOT EXISTS (""" + _DM_NOBODY + """)
+RETURNING last_seq, last_rev, kind""")
 _SQLITE_INSERT = sa.text("""INSERT INTO messages (room_id, author_id, body, html, client_id, seq, rev, created_at,
-    thread_root_id, also_in_room, quote_of_id)
+    thread_root_id, also_in_room, quote_of_id, notify_due)
 VALUES (:room_id, :author_id, :body, :html, :client_id, :seq, :rev, :created_at, :thread_root_id, :also_in_room,
-    :quote_of_id) RETURNING id""").bindparams(
+    :quote_of_id, :notify_due) RETURNING id""").bindparams(
     sa.bindparam("created_at", type_=UTCDateTime()))
 _SQLITE_MENTION = sa.text("INSERT INTO mentions (message_id, user_id) VALUES (:message_id, :user_id)")
 _SQLITE_READ = sa.text("""UPDATE memberships SET last_read_message_id = :message_id
@@ -449,10 +467,22 @@ WHERE room_id = :room_id AND user_id = :author_id AND last_read_message_id < :me
 
 
 def _refuse_sender(room_id: int, user: User) -> None:
-    """Why a send stored nothing: no such room, not a member, or a disabled account."""
-    access_room_as_member(room_id, user)
+    """Why a send stored nothing: no such room, not a member, a disabled account, or a direct
+    conversation whose other people are all disabled."""
+    room, _membership = access_room_as_member(room_id, user)
     if db.session.scalar(db.select(User.is_disabled).where(User.id == user.id)):
         raise ChatError("unauthorized", "This account is disabled.")
+    if room.is_dm and db.session.execute(sa.text(_DM_NOBODY), {"room_id": room_id, "author_id": user.id}).first():
+        raise ChatError("forbidden", "Everyone else in this conversation is deactivated; nobody would read it.")
+
+
+def check_wildcards(user: User, room_id: int) -> None:
+    """Refuse @room, @all, @everyone and @here where the room keeps them to its owner and
+    administrators (asked of members only, so a refusal tells nothing about other rooms)."""
+    room, _membership = access_room_as_member(room_id, user)
+    if room.wildcard_policy == WILDCARDS_ADMINS and room.owner_id != user.id and not user.is_admin:
+        raise ChatError("forbidden", "Only the room's owner and administrators can notify the whole room here.",
+                        field="body")
 
 
 def resolve_mentions(room_id: int, names: list[str], *, exclude_user_id: int) -> list[User]:

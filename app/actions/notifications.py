@@ -1,5 +1,6 @@
-"""Notifications: made by the background task for a message's mentions and, for a thread
-reply, the thread's followers; marked read by their user (listing them: app.queries.notifications)."""
+"""Notifications: made by the background task for a message's mentions, its @room or @here,
+a thread reply's followers and a direct message's people; marked read by their user
+(listing them: app.queries.notifications)."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -11,7 +12,9 @@ from app import events
 from app.extensions import db
 from app.lib import serializers
 from app.lib.errors import ChatError
-from app.models import Membership, Mention, Message, Notification, ThreadFollow, User
+from app.lib.render import parse_message
+from app.models import Membership, Mention, Message, Notification, Room, ThreadFollow, User
+from app.models.rooms import DM
 from app.models.base import utcnow
 from app.queries import notifications as notification_queries
 
@@ -20,15 +23,17 @@ _TOUCH = sa.text("UPDATE messages SET notified_at = notified_at WHERE id = :id")
 
 
 def do_create_message_notifications(message_id: int) -> int:
-    """A message's notifications, pushed live: `mention` for each member it mentions and, for a
-    thread reply, `thread_reply` for each follower of the thread. Never the author, never
-    a disabled user or one no longer in the room, at most one per user and message whatever
-    the kind (a mentioned follower gets the mention only).
+    """A message's notifications, pushed live: in a direct conversation `dm` for each other
+    person in it; elsewhere `mention` for each member it mentions, `wildcard` for every member
+    (@room, @all, @everyone) or every member present now (@here), and for a thread reply
+    `thread_reply` for each follower of the thread. Never the author, never a disabled user
+    or one no longer in the room, at most one per user and message whatever the kinds (the
+    first that applies, in that order).
 
-    Safe to run again for the same message: existing notifications are left alone, and a
-    reply's followers are looked up only until it is marked handled (`notified_at`), so
-    a rerun (an edit that adds a mention) never tells someone who followed since. Returns
-    how many were created.
+    Safe to run again for the same message: existing notifications are left alone, and the
+    people beyond its mentions are looked up only until it is marked handled (`notified_at`),
+    so a rerun (an edit that adds a mention) never tells someone who followed or joined
+    since. Returns how many were created.
     """
     # The message's row is locked first, as every change of a message locks it (an edit or a
     # delete updates it before touching its mentions): marking its mentions handled waits for
@@ -44,28 +49,36 @@ def do_create_message_notifications(message_id: int) -> int:
         db.session.rollback()  # let go of the lock
         return 0
     now = utcnow()
-    reply_due = message.thread_root_id is not None and message.notified_at is None
+    due = message.notify_due and message.notified_at is None
     if message.is_deleted:
         # Deleted before the task ran (a tombstone has no mentions left): nobody to tell, but
-        # a reply is marked handled so that the sweep stops finding it.
-        if reply_due:
+        # the message is marked handled so that the sweep stops finding it.
+        if due:
             message.notified_at = now
             db.session.commit()
         else:
             db.session.rollback()
         return 0
     kinds: dict[int, str] = {}  # user id -> the one notification kind they get, in order
+    is_dm = due and db.session.scalar(sa.select(Room.kind).where(Room.id == message.room_id)) == DM
+    if is_dm:
+        for user_id in _member_ids(message.room_id):
+            kinds.setdefault(user_id, "dm")
     for mention in message.mentions:
         if mention.handled_at is None:
             mention.handled_at = now
         kinds.setdefault(mention.user_id, "mention")
-    if reply_due:
-        for user_id in db.session.execute(
-            sa.select(ThreadFollow.user_id)
-            .where(ThreadFollow.root_id == message.thread_root_id, ThreadFollow.following.is_(True))
-            .order_by(ThreadFollow.id)
-        ).scalars():
-            kinds.setdefault(user_id, "thread_reply")
+    if due and not is_dm:
+        for user_id in _wildcard_targets(message):
+            kinds.setdefault(user_id, "wildcard")
+        if message.thread_root_id is not None:
+            for user_id in db.session.execute(
+                sa.select(ThreadFollow.user_id)
+                .where(ThreadFollow.root_id == message.thread_root_id, ThreadFollow.following.is_(True))
+                .order_by(ThreadFollow.id)
+            ).scalars():
+                kinds.setdefault(user_id, "thread_reply")
+    if due:
         message.notified_at = now
     kinds.pop(message.author_id, None)
     if kinds:
@@ -102,6 +115,28 @@ def do_create_message_notifications(message_id: int) -> int:
     return len(created)
 
 
+def _member_ids(room_id: int) -> list[int]:
+    """The room's members, oldest membership first."""
+    return list(db.session.execute(
+        sa.select(Membership.user_id).where(Membership.room_id == room_id).order_by(Membership.id)
+    ).scalars())
+
+
+def _wildcard_targets(message: Message) -> list[int]:
+    """Who the message's @room (@all, @everyone) or @here reaches: every member, or the members
+    whose presence is active or idle as the task runs (seconds after the send)."""
+    wildcards = parse_message(message.body).wildcards
+    if not wildcards:
+        return []
+    members = _member_ids(message.room_id)
+    if "room" in wildcards:
+        return members
+    from app.realtime import presence  # the store of this process, or Redis in a worker
+
+    states = presence.get_states(members)
+    return [user_id for user_id in members if states.get(user_id, "offline") != "offline"]
+
+
 def do_create_mention_notifications(message_id: int) -> int:
     """`do_create_message_notifications` by its earlier name (mentions were all it made)."""
     return do_create_message_notifications(message_id)
@@ -128,15 +163,16 @@ def do_sweep_unhandled_mentions(min_age: float = 10.0, max_age: float = 86400.0,
     return len(message_ids)
 
 
-def do_sweep_unnotified_replies(min_age: float = 10.0, max_age: float = 86400.0, limit: int = 200) -> int:
-    """Handle the thread replies whose task was lost, as `do_sweep_unhandled_mentions` does
-    mentions: every reply older than min_age seconds (and younger than max_age) whose
-    followers were never handled. Returns how many replies were handled."""
+def do_sweep_due_messages(min_age: float = 10.0, max_age: float = 86400.0, limit: int = 200) -> int:
+    """Handle the messages whose task was lost, as `do_sweep_unhandled_mentions` does mentions:
+    every message older than min_age seconds (and younger than max_age) that notifies people
+    beyond its mentions (a thread reply, a direct message, an @room or @here) and was never
+    handled. Returns how many messages were handled."""
     now = utcnow()
-    # The partial index ix_messages_unnotified_replies holds exactly these rows, by created_at.
+    # The partial index ix_messages_notify_due holds exactly these rows, by created_at.
     message_ids = list(db.session.execute(
         sa.select(Message.id)
-        .where(Message.thread_root_id.is_not(None), Message.notified_at.is_(None),
+        .where(Message.notify_due.is_(True), Message.notified_at.is_(None),
                Message.created_at < now - timedelta(seconds=min_age),
                Message.created_at > now - timedelta(seconds=max_age))
         .order_by(Message.created_at).limit(limit)

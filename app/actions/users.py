@@ -15,6 +15,7 @@ from app import events, ratelimit
 from app.extensions import db
 from app.lib import validation
 from app.lib.errors import ChatError
+from app.lib.mentions import check_not_wildcard
 from app.models import ApiToken, Login, User, UserSession
 from app.models.base import utcnow
 
@@ -29,10 +30,8 @@ def get_user_by_username(username: str) -> User | None:
 def check_register_user(username: str, password: str, display_name: str | None) -> tuple[str, str, str]:
     """Validate a registration; returns the cleaned username, password and display name."""
     validation.check_username(username)
+    check_not_wildcard(username)
     validation.check_password(password)
-    display_name = validation.clean_display_name(display_name or "")
-    if len(display_name) > 64:
-        raise ChatError("invalid", "Display names are at most 64 characters.", field="display_name")
     if get_user_by_username(username) is not None:
         raise ChatError("conflict", "That username is taken.", field="username")
     # The @username shown beside every display name is what tells people apart, so neither
@@ -41,10 +40,18 @@ def check_register_user(username: str, password: str, display_name: str | None) 
     other = _username_looking_like(username, exclude=username)
     if other is not None:
         raise ChatError("conflict", f"That username looks too much like @{other}.", field="username")
+    return username, password, check_display_name(display_name or "", username)
+
+
+def check_display_name(display_name: str, username: str) -> str:
+    """A cleaned display name of at most 64 characters that cannot pass for another username."""
+    display_name = validation.clean_display_name(display_name)
+    if len(display_name) > 64:
+        raise ChatError("invalid", "Display names are at most 64 characters.", field="display_name")
     other = _username_looking_like(display_name, exclude=username) if display_name else None
     if other is not None:
         raise ChatError("conflict", f"That display name looks like the username @{other}.", field="display_name")
-    return username, password, display_name
+    return display_name
 
 
 def _username_looking_like(name: str, *, exclude: str) -> str | None:

@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError
 
 from app.actions import memberships, message_edit, messages, notifications, reactions, read_markers, rooms, users
-from app.actions import threads
+from app.actions import dms, profile, threads
 from app.api import bp
 from app.extensions import csrf
 from app.lib import serializers, validation
@@ -16,6 +16,7 @@ from app.lib.errors import ChatError
 from app.queries import history
 from app.queries import messages as message_queries
 from app.queries import notifications as notification_queries
+from app.queries import people
 from app.queries import rooms as room_queries
 from app.queries import threads as thread_queries
 from app.security import bearer_token, limiter, login_limit, registration_limit
@@ -346,3 +347,70 @@ def mark_thread_read(message_id: int):
     data = _json() if request.get_data() else {}
     read_id = validation.get_int(data, "message_id", required=False)
     return threads.do_mark_thread_read(current_user, message_id, read_id)
+
+
+_PROFILE_FIELDS = ("display_name", "time_zone", "status_text", "status_emoji", "dnd_until")
+
+
+@bp.patch("/me")
+@login_required
+def update_me():
+    """Change the caller's display name, time zone, status or do-not-disturb -> their profile."""
+    data = _json()
+    unknown = sorted(set(data) - set(_PROFILE_FIELDS))
+    if unknown:
+        raise ChatError("invalid", f"Unknown field {unknown[0]!r}; give any of {', '.join(_PROFILE_FIELDS)}.",
+                        field=unknown[0])
+    fields = {name: validation.get_str(data, name) for name in _PROFILE_FIELDS if name in data and name != "dnd_until"}
+    if "dnd_until" in data:
+        fields["dnd_until"] = validation.get_str(data, "dnd_until", required=False)
+    user = profile.do_update_profile(current_user, **fields)
+    return people.get_profile(current_user, user.username)
+
+
+@bp.get("/users")
+@login_required
+def search_users():
+    """People by the start of their username or display name -> {users, next}; ?q=, ?limit=, ?after=<next>."""
+    args = request.args
+    limit = validation.parse_id(args.get("limit"), "limit")
+    if limit is not None and limit > people.SEARCH_MAX_PAGE:
+        raise ChatError("invalid", f"'limit' must be between 1 and {people.SEARCH_MAX_PAGE}.", field="limit")
+    after = args.get("after") or None
+    if after is not None and not validation.USERNAME_RE.match(after):
+        raise ChatError("invalid", "'after' is the 'next' of an earlier page.", field="after")
+    page, after = people.search_users(current_user, args.get("q", ""), limit=limit, after=after)
+    return {"users": page, "next": after}
+
+
+@bp.get("/users/<username>")
+@login_required
+def user_profile(username: str):
+    """A person's profile card: names, time zone, status, and presence where you share a room."""
+    return people.get_profile(current_user, username)
+
+
+@bp.post("/dms")
+@login_required
+def open_dm():
+    """The one direct conversation of the caller and {usernames} (201 when created now)."""
+    data = _json()
+    room, created = dms.do_open_dm(current_user, data.get("usernames"))
+    return room_queries.room_view(room, current_user), 201 if created else 200
+
+
+@bp.get("/dms")
+@login_required
+def list_dms():
+    """The caller's direct conversations, newest activity first -> {dms}."""
+    return {"dms": room_queries.get_dms(current_user)}
+
+
+@bp.patch("/rooms/<int:room_id>")
+@login_required
+def update_room(room_id: int):
+    """Change a room's {topic, wildcard_policy}: its owner or an administrator."""
+    data = _json()
+    fields = {name: validation.get_str(data, name) for name in ("topic", "wildcard_policy") if name in data}
+    room = rooms.do_update_room(current_user, room_id, **fields)
+    return room_queries.room_view(room, current_user)

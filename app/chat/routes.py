@@ -21,6 +21,8 @@ def page_context() -> dict:
     return {
         "me": {**serializers.user_dict(current_user), "is_admin": current_user.is_admin},
         "sidebar_rooms": room_queries.get_rooms_for_user(current_user),
+        "sidebar_dms": room_queries.get_dms(current_user),
+        "wildcard_warn_members": current_app.config["WILDCARD_WARN_MEMBERS"],
         "unread_notifications": notification_queries.get_unread_count(current_user),
         "action_form": FlaskForm(),
     }

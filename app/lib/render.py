@@ -11,16 +11,16 @@ import nh3
 from markdown_it import MarkdownIt
 from markupsafe import escape
 
-from app.lib.mentions import mention_at
+from app.lib.mentions import WILDCARDS, mention_at
 
 
 ALLOWED_TAGS = {"p", "br", "strong", "em", "code", "pre", "blockquote", "ul", "ol", "li", "a", "span", "s", "del"}
 ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},
-    "span": {"data-username"},
+    "span": {"data-username", "data-wildcard"},
     "ol": {"start"},
 }
-ALLOWED_CLASSES = {"span": {"mention"}}
+ALLOWED_CLASSES = {"span": {"mention", "mention-wildcard"}}
 URL_SCHEMES = {"http", "https", "mailto"}
 
 
@@ -32,8 +32,11 @@ def _mention_rule(state, silent: bool) -> bool:
     if not silent:
         token = state.push("mention", "", 0)
         token.content = name
-        found = state.env.setdefault("mentions", {})
-        found.setdefault(name.lower(), None)
+        wildcard = WILDCARDS.get(name.lower())
+        if wildcard is not None:
+            state.env.setdefault("wildcards", {}).setdefault(wildcard, None)
+        else:
+            state.env.setdefault("mentions", {}).setdefault(name.lower(), None)
     state.pos += 1 + len(name)
     return True
 
@@ -42,6 +45,9 @@ def _render_mention(renderer, tokens, idx, options, env) -> str:
     name = tokens[idx].content
     known = env.get("known") or {}
     key = name.lower()
+    if key in WILDCARDS:
+        return (f'<span class="mention mention-wildcard" data-wildcard="{WILDCARDS[key]}">'
+                f'@{escape(key)}</span>')
     if key in known:
         return f'<span class="mention" data-username="{escape(known[key])}">@{escape(known[key])}</span>'
     return f"@{escape(name)}"
@@ -70,6 +76,11 @@ class ParsedMessage:
     def mentions(self) -> list[str]:
         """Lower-cased usernames mentioned outside code, in order of first appearance."""
         return list(self.env.get("mentions", {}))
+
+    @property
+    def wildcards(self) -> list[str]:
+        """"room" (for @room, @all, @everyone) and/or "here", in order of first appearance."""
+        return list(self.env.get("wildcards", {}))
 
 
 def parse_message(body: str) -> ParsedMessage:

@@ -45,21 +45,41 @@ def session_dict(session, *, current_id: int | None = None) -> dict:
     }
 
 
-def room_dict(room: Room, *, is_member: bool, member_count: int, unread: int | None = None) -> dict:
-    """A room as listed in the directory."""
+def room_dict(room: Room, *, is_member: bool, member_count: int, unread: int | None = None,
+              members: list[dict] | None = None, viewer_id: int | None = None) -> dict:
+    """A room as listed in the directory; a direct conversation also lists its participants
+    (`members`) and is titled by those other than the viewer."""
     data = {
         "id": room.id,
+        "kind": room.kind,
         "name": room.name,
         "topic": room.topic,
         "is_private": room.is_private,
         "owner_id": room.owner_id,
+        "wildcard_policy": room.wildcard_policy,
         "is_member": is_member,
         "member_count": member_count,
         "created_at": iso(room.created_at),
     }
     if unread is not None:
         data["unread"] = unread
+    if members is not None:
+        data["members"] = members
+        others = [m for m in members if m["id"] != viewer_id] or members
+        data["title"] = ", ".join(m["display_name"] for m in others)
     return data
+
+
+def profile_dict(user: User, presence: str | None = None) -> dict:
+    """A user's profile card: the public face, local time zone, status and presence."""
+    return {
+        **user_dict(user),
+        "time_zone": user.time_zone,
+        "status_text": user.status_text,
+        "status_emoji": user.status_emoji,
+        "dnd_until": iso(user.dnd_until),
+        "presence": presence,
+    }
 
 
 def message_dict(message: Message, *, viewer_id: int | None = None) -> dict:
