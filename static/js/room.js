@@ -4,6 +4,8 @@
 // messages and replies also sent to the room, the panel the open thread's root and replies.
 
 import { $, $$, api, h, newClientId, plural, readBootstrap } from "./lib/dom.js";
+import { dmName, findWildcards, joinNames } from "./lib/people.js";
+import { adoptDots, presenceDot } from "./lib/presence.js";
 import { setRoomUnread, startShell } from "./lib/shell.js";
 import { localizeTimes } from "./lib/time.js";
 import { attachMessageActions } from "./room/actions.js";
@@ -16,6 +18,7 @@ import { createSync } from "./room/sync.js";
 import { route, splitStates, threadToOpen } from "./room/thread.js";
 import { createThreadPanel } from "./room/threadpanel.js";
 import { RevCursor } from "./room/timeline.js";
+import { createTypingIndicator } from "./room/typing.js";
 import { createTimelineView } from "./room/view.js";
 
 const WAKE_AFTER_MS = 30000; // hidden (or asleep) this long: ask the server what was missed
@@ -24,8 +27,10 @@ const HEADS_EVERY_MS = 60000; // how often a watched page checks the room's late
 const data = readBootstrap();
 const me = data.me;
 const room = data.room;
+if (room && room.kind === "dm") room.label = dmName(room, me.id); // a DM has no name of its own
 const shell = startShell({ me, currentRoomId: room ? room.id : null });
 localizeTimes(document);
+adoptDots(document);
 
 if (room && room.is_member) {
   startRoom(shell.socket);
@@ -191,6 +196,35 @@ function startRoom(socket) {
     });
   }
 
+  // ---------------------------------------------------------- typing
+  const typing = createTypingIndicator({
+    socket,
+    roomId: room.id,
+    meId: me.id,
+    lines: { main: $("#composer-typing"), thread: $("#thread-typing") },
+    threadRoot: () => (panel && panel.isOpen ? panel.rootId : 0),
+  });
+
+  // ---------------------------------------------------------- @room, @all, @everyone, @here
+  // In a big room these notify many people: ask first (above data-wildcard-warn members).
+  const wildcardDialog = $("#wildcard-dialog");
+  const warnAbove = Number($("#room").dataset.wildcardWarn) || 20;
+  function confirmWildcards(body) {
+    const found = findWildcards(body);
+    if (!found.length || !(ctx.room.member_count > warnAbove) || !wildcardDialog) return true;
+    const names = joinNames(found.map((name) => `@${name}`));
+    const who = found.every((name) => name === "here")
+      ? `everyone active in ${ctx.room.kind === "dm" ? "this conversation" : `#${room.name}`}`
+      : `all ${ctx.room.member_count} members of ${ctx.room.kind === "dm" ? "this conversation" : `#${room.name}`}`;
+    $("#wildcard-dialog-text").textContent = `${names} will notify ${who}. Send it anyway?`;
+    return new Promise((resolve) => {
+      wildcardDialog.returnValue = "";
+      wildcardDialog.addEventListener("close", () => resolve(wildcardDialog.returnValue === "send"), { once: true });
+      wildcardDialog.showModal();
+      $("#wildcard-send").focus();
+    });
+  }
+
   // ---------------------------------------------------------- sending
   outbox = createOutbox({
     roomId: room.id,
@@ -239,6 +273,8 @@ function startRoom(socket) {
       getMembers: () => Array.from(members.values()),
       onSend: send,
       onEditLast: () => actions.editLast(),
+      onDraft: (text) => typing.draft(text, 0),
+      confirmSend: confirmWildcards,
     },
   );
 
@@ -310,8 +346,18 @@ function startRoom(socket) {
     getMembers: () => Array.from(members.values()),
     maxLength: Number(data.max_length) || 4000,
     applyReply: (message) => live(message, { reply: true }),
+    confirmSend: confirmWildcards,
     hooks: {
-      closed: () => composer.focus({ preventScroll: true }),
+      opened: (rootId) => {
+        typing.stopOthers(rootId);
+        typing.render();
+      },
+      closed: () => {
+        typing.stopOthers(0);
+        typing.render();
+        composer.focus({ preventScroll: true });
+      },
+      draft: (text, rootId) => typing.draft(text, rootId),
     },
   });
   shell.threads.setOpener((roomId, rootId) => {
@@ -319,6 +365,21 @@ function startRoom(socket) {
     panel.open(rootId);
     return true;
   });
+
+  // ---------------------------------------------------------- closing a DM
+  const closeDm = $("#close-dm");
+  if (closeDm) {
+    closeDm.addEventListener("click", async () => {
+      closeDm.disabled = true;
+      try {
+        await api(`/api/v1/rooms/${room.id}/members/me`, { method: "DELETE" });
+        window.location.assign("/");
+      } catch (err) {
+        closeDm.disabled = false;
+        composer.showError(err.message || "Could not close the conversation.");
+      }
+    });
+  }
 
   // ---------------------------------------------------------- members
   const memberList = $("#member-list");
@@ -343,8 +404,9 @@ function startRoom(socket) {
   }
 
   function memberItem(user) {
-    return h("li", { dataset: { userId: user.id } },
+    return h("li", { dataset: { userId: user.id, profile: user.username } },
       h("span", { class: `avatar avatar-sm hue-${user.id % 8}`, "aria-hidden": "true", text: user.display_name.slice(0, 1).toUpperCase() }),
+      presenceDot(user.id),
       h("span", { class: "member-name", text: user.display_name }),
       h("span", { class: "member-handle", text: `@${user.username}` }));
   }
@@ -418,6 +480,7 @@ function startRoom(socket) {
     });
     socket.on("room_membership", (event) => {
       if (!event || !event.room || event.room.id !== room.id || event.action !== "left") return;
+      if (room.kind === "dm") return; // a closed DM is only hidden: writing in it brings it back
       // Left from another tab: this page can no longer send or receive.
       composerLeft = true;
       composer.leave("You left this room. Rejoin it from the room list to keep chatting.");

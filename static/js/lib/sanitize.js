@@ -15,6 +15,7 @@ const DROPPED = new Set([
 ]);
 const URL_SCHEMES = new Set(["http:", "https:", "mailto:"]);
 const USERNAME_RE = /^[A-Za-z0-9_]{1,32}$/;
+const WILDCARD_RE = /^(room|all|everyone|here)$/;
 const MAX_DEPTH = 32;
 
 function safeHref(value) {
@@ -30,6 +31,14 @@ function safeHref(value) {
 function cleanElement(source) {
   const tag = source.localName;
   if (tag === "span") {
+    // @room, @all, @everyone (data-wildcard="room") and @here: <span class="mention mention-wildcard">.
+    const wildcard = source.getAttribute("data-wildcard") || "";
+    if (source.classList.contains("mention-wildcard") && WILDCARD_RE.test(wildcard)) {
+      const span = document.createElement("span");
+      span.className = "mention mention-wildcard";
+      span.setAttribute("data-wildcard", wildcard);
+      return span;
+    }
     const username = source.getAttribute("data-username") || "";
     if (!source.classList.contains("mention") || !USERNAME_RE.test(username)) return null;
     const span = document.createElement("span");

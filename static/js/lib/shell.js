@@ -2,7 +2,11 @@
 
 import { $, $$, api, h, plural } from "./dom.js";
 import { inMainTimeline, rootIdOf, threadHref } from "../room/thread.js";
+import { setupDms } from "./dms.js";
 import { setupDesktopNotifications } from "./notify.js";
+import { dndActive } from "./people.js";
+import { presence, startPresence } from "./presence.js";
+import { setupProfileCard } from "./profile.js";
 import { setupThreads } from "./threads.js";
 import { formatWhen, parseDate } from "./time.js";
 
@@ -139,11 +143,29 @@ export function notificationHref(notification) {
   return `/rooms/${notification.room_id}?around=${id}#message-${id}`;
 }
 
+/** The wildcard a message used ("@room", "@here", ...), read from its rendered chip. */
+export function wildcardOf(message) {
+  const html = (message && message.html) || "";
+  const chip = /<span[^>]*class="[^"]*mention-wildcard[^"]*"[^>]*>(@[A-Za-z]+)<\/span>/.exec(html);
+  if (chip) return chip[1];
+  const named = /data-wildcard="([A-Za-z]+)"/.exec(html);
+  return `@${named ? named[1] : "room"}`;
+}
+
 /** What a notification says happened: "mentioned you", "replied in a thread", ... */
 export function notificationVerb(notification) {
   const inThread = Boolean(notification.message && rootIdOf(notification.message));
+  if (notification.kind === "dm") return "sent you a direct message";
+  if (notification.kind === "wildcard") return `mentioned ${wildcardOf(notification.message)}`;
   if (notification.kind === "thread_reply") return "replied in a thread";
   return inThread ? "mentioned you in a thread" : "mentioned you";
+}
+
+/** The verb and where: "mentioned @room in #general", "sent you a direct message" (a DM has no #name). */
+export function notificationPhrase(notification, roomName) {
+  const verb = notificationVerb(notification);
+  if (notification.kind === "dm" || !roomName) return verb;
+  return `${verb} in #${roomName}`;
 }
 
 /** Mark notifications read on the server; the notifications_read event updates every tab. */
@@ -180,7 +202,7 @@ function renderBellItem(n) {
     { class: "bell-item-link", href: notificationHref(n) },
     h("span", { class: "bell-item-head" },
       h("strong", { text: author }),
-      ` ${notificationVerb(n)}${where ? ` in #${where}` : ""}`,
+      ` ${notificationPhrase(n, where)}`,
       date ? h("time", { datetime: n.created_at, text: formatWhen(date) }) : null),
     h("span", { class: "bell-item-excerpt", text: excerpt }),
   );
@@ -193,7 +215,7 @@ function renderBellItem(n) {
   return h("li", { class: `bell-item${n.read_at ? "" : " is-unread"}`, dataset: { notificationId: n.id } }, link);
 }
 
-function setupBell(socket) {
+function setupBell(socket, me) {
   const bell = $("#bell");
   const link = $("#bell-link");
   const panel = $("#bell-panel");
@@ -247,11 +269,14 @@ function setupBell(socket) {
     bell.classList.add("ring");
     if (!panel.hidden) list.prepend(renderBellItem(n));
     if (!n || !n.message) return;
+    // Do not disturb: the bell counts it, the desktop stays quiet.
+    const mine = presence.get(me.id);
+    if (mine && dndActive(mine.dnd_until)) return;
     const author = (n.message.author && n.message.author.display_name) || "Someone";
     const where = roomName(n.room_id);
     const href = notificationHref(n);
     notifyMention(n, {
-      title: `${author} ${notificationVerb(n)}${where ? ` in #${where}` : ""}`,
+      title: `${author} ${notificationPhrase(n, where)}`,
       body: excerptOf(n.message, 180),
       href,
       open: () => followAfterRead(n.id, href),
@@ -314,7 +339,7 @@ function roomIcon(isPrivate) {
 
 function addSidebarRoom(room, currentRoomId) {
   const list = $("#room-list");
-  if (!list || sidebarItem(room.id)) return;
+  if (!list || sidebarItem(room.id) || room.kind === "dm") return; // DMs have their own list (dms.js)
   const icon = roomIcon(room.is_private);
   const isCurrent = room.id === currentRoomId;
   const item = h(
@@ -354,7 +379,7 @@ async function refreshRoomUnread(roomId) {
 async function refreshSidebar(currentRoomId) {
   try {
     const data = await api("/api/v1/rooms");
-    const mine = (data.rooms || []).filter((r) => r.is_member);
+    const mine = (data.rooms || []).filter((r) => r.is_member && r.kind !== "dm");
     const ids = new Set(mine.map((r) => r.id));
     for (const item of $$("#room-list .room-item")) {
       if (!ids.has(Number(item.dataset.roomId))) removeSidebarRoom(item.dataset.roomId);
@@ -425,14 +450,18 @@ export function startShell({ me, currentRoomId = null }) {
   setupSidebarToggle();
   if (typeof window.io !== "function") {
     setStatus("offline", "The realtime client did not load.");
-    return { socket: null, onConnect() {}, threads: setupThreads({ socket: null, me }) };
+    setupProfileCard(me);
+    return { socket: null, onConnect() {}, threads: setupThreads({ socket: null, me }), dms: setupDms({ socket: null, me, currentRoomId }) };
   }
   const onConnect = [];
   const socket = window.io({ transports: ["websocket", "polling"] });
   watchConnection(socket, onConnect);
-  setupBell(socket);
+  setupBell(socket, me);
   setupTitleCounter(socket, me);
   const threads = setupThreads({ socket, me });
+  startPresence(socket, me);
+  setupProfileCard(me);
+  const dms = setupDms({ socket, me, currentRoomId });
 
   socket.on("message", (m) => {
     if (!m || m.room_id === currentRoomId || !m.author || m.author.id === me.id) return;
@@ -455,8 +484,9 @@ export function startShell({ me, currentRoomId = null }) {
     refreshBell();
     refreshSidebar(currentRoomId);
     threads.refresh();
+    dms.refresh();
   });
-  return { socket, threads, onConnect: (callback) => onConnect.push(callback) };
+  return { socket, threads, dms, onConnect: (callback) => onConnect.push(callback) };
 }
 
 function updateLobbyCount(data) {

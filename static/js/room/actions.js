@@ -333,7 +333,7 @@ export function attachMessageActions({
   const confirmDialog = h("dialog", { class: "dialog", "aria-labelledby": `${idPrefix}confirm-delete-title`, id: `${idPrefix}confirm-delete` },
     h("form", { method: "dialog", class: "dialog-body" },
       h("h2", { class: "dialog-title", id: `${idPrefix}confirm-delete-title`, text: "Delete this message?" }),
-      h("p", { class: "muted", text: `It will be gone for everyone in #${room.name}. This cannot be undone.` }),
+      h("p", { class: "muted", text: `It will be gone for everyone in ${room.kind === "dm" ? "this conversation" : `#${room.name}`}. This cannot be undone.` }),
       confirmText, confirmError,
       h("div", { class: "dialog-actions" }, confirmCancel, confirmDeleteButton)));
   document.body.append(confirmDialog);

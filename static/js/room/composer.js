@@ -6,9 +6,15 @@ import { attachMentionAutocomplete } from "./mentions.js";
 /**
  * elements: {form, input, sendButton, errorBox, counter, listbox}. getMembers(): the room's
  * members. onSend(body): a message to send. onEditLast(): `Up` in the empty box.
+ * onDraft(text): the box's text changed (typed, or emptied by a send). confirmSend(body):
+ * true, false or a promise of either; false keeps the text in the box unsent.
  */
-export function createComposer({ form, input, sendButton, errorBox, counter, listbox }, { maxLength, meId, getMembers, onSend, onEditLast }) {
+export function createComposer(
+  { form, input, sendButton, errorBox, counter, listbox },
+  { maxLength, meId, getMembers, onSend, onEditLast, onDraft = () => {}, confirmSend = null },
+) {
   let left = false;
+  let confirming = false;
   const mentions = listbox
     ? attachMentionAutocomplete({ input, listbox, getMembers, meId })
     : { handleKeydown: () => false, close() {} };
@@ -29,17 +35,29 @@ export function createComposer({ form, input, sendButton, errorBox, counter, lis
     input.style.height = `${Math.min(input.scrollHeight, 240)}px`;
   }
 
-  function send() {
+  async function send() {
     const body = input.value;
-    if (left || body.trim() === "") return;
+    if (left || confirming || body.trim() === "") return;
     if (body.length > maxLength) {
       showError(`Messages are at most ${maxLength} characters.`);
       return;
     }
     showError("");
     mentions.close();
+    if (confirmSend) {
+      confirming = true;
+      let ok = false;
+      try {
+        ok = await confirmSend(body);
+      } finally {
+        confirming = false;
+      }
+      input.focus({ preventScroll: true });
+      if (!ok || input.value !== body) return;
+    }
     input.value = "";
     update();
+    onDraft("");
     onSend(body);
   }
 
@@ -60,6 +78,7 @@ export function createComposer({ form, input, sendButton, errorBox, counter, lis
   });
   input.addEventListener("input", () => {
     update();
+    onDraft(input.value);
     if (!errorBox.hidden && input.value.trim() === "") showError("");
   });
   update();

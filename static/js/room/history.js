@@ -45,7 +45,7 @@ export function createHistory({
       box.replaceChildren(...(note ? [note] : []));
     } else {
       box.replaceChildren(h("p", { class: "room-start" },
-        h("strong", { text: `This is the very beginning of #${room.name}.` }), h("br"),
+        h("strong", { text: room.kind === "dm" ? `This is the very beginning of your conversation with ${room.label || "them"}.` : `This is the very beginning of #${room.name}.` }), h("br"),
         h("span", { class: "muted", text: room.topic || "Say hello!" })));
     }
   }

@@ -31,10 +31,16 @@ function audienceIcon() {
 
 /** The "sent to everyone in #room" label's tooltip and text. */
 export function audienceText(room) {
+  const where = roomWhere(room);
   return {
-    title: `Sent to everyone in #${room.name} (${plural(room.member_count, "member")})`,
-    text: `to #${room.name} · all ${room.member_count}`,
+    title: `Sent to everyone in ${where} (${plural(room.member_count, "member")})`,
+    text: `to ${where} · all ${room.member_count}`,
   };
+}
+
+/** "#general", or "this conversation" for a DM (it has no name). */
+export function roomWhere(room) {
+  return room.kind === "dm" ? "this conversation" : `#${room.name}`;
 }
 
 function audience(room) {
@@ -66,6 +72,10 @@ function timeLink(href, iso) {
 export function decorateBody(body, me) {
   const mine = me.username.toLowerCase();
   for (const chip of $$("span.mention", body)) {
+    if (chip.classList.contains("mention-wildcard")) {
+      chip.title = chip.dataset.wildcard === "here" ? "Notifies everyone active here" : "Notifies everyone here";
+      continue;
+    }
     const name = chip.dataset.username || "";
     chip.classList.toggle("mention-me", name.toLowerCase() === mine);
     chip.title = `@${name}`;
@@ -220,7 +230,7 @@ export function buildMessage(m, { me, room, inThread = 0 }) {
         m.edited_at
           ? h("button", { type: "button", class: "msg-edited", title: "Show the edit history", text: "(edited)" })
           : null,
-        inThread && m.also_in_room ? h("span", { class: "tag tag-also", text: `also in #${room.name}` }) : null),
+        inThread && m.also_in_room ? h("span", { class: "tag tag-also", text: `also in ${roomWhere(room)}` }) : null),
       threadLink(m, inThread),
       buildQuote(m),
       body,

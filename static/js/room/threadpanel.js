@@ -15,9 +15,10 @@ import { createTimelineView } from "./view.js";
 /**
  * ctx: the room page's {me, room}. socket, outbox: the room's. threads: the followed list
  * (lib/threads.js). getMembers(): for mentions. applyReply(state): a server reply to show
- * (routed like any change). hooks.opened(rootId) / hooks.closed(): the panel came or went.
+ * (routed like any change). hooks.opened(rootId) / hooks.closed(): the panel came or went;
+ * hooks.draft(text, rootId): the reply box changed (for typing); confirmSend(body): as the composer's.
  */
-export function createThreadPanel({ ctx, socket, outbox, threads, getMembers, maxLength, applyReply, hooks = {} }) {
+export function createThreadPanel({ ctx, socket, outbox, threads, getMembers, maxLength, applyReply, hooks = {}, confirmSend = null }) {
   const panel = $("#thread-panel");
   const scroller = $("#thread-timeline");
   const list = $("#thread-list");
@@ -196,7 +197,10 @@ export function createThreadPanel({ ctx, socket, outbox, threads, getMembers, ma
       counter: $("#thread-char-count"),
       listbox: $("#thread-mention-list"),
     },
-    { maxLength, meId: ctx.me.id, getMembers, onSend: send, onEditLast: () => actions.editLast() },
+    {
+      maxLength, meId: ctx.me.id, getMembers, onSend: send, onEditLast: () => actions.editLast(), confirmSend,
+      onDraft: (text) => hooks.draft && rootId && hooks.draft(text, rootId),
+    },
   );
 
   // The root is drawn above the list: the actions see it as one of the thread's messages.
