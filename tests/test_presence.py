@@ -10,7 +10,7 @@ import pytest
 
 from app import create_app
 from app.config import TestConfig
-from app.extensions import db
+from app.extensions import db, socketio
 from app.models import User
 from app.realtime import presence
 from tests.conftest import events_named
@@ -171,12 +171,10 @@ def test_a_status_change_of_someone_offline_is_pushed_as_offline(app, team, live
     assert presences(b) == [expected(alice, "offline", "away")]
 
 
-def test_logout_takes_the_user_offline(app, team, login, sock, live):
+def test_logout_takes_the_user_offline(app, team, login, live):
     alice, bob = team["alice"], team["bob"]
     b = live(bob)
     http = login(alice)
-    from app.extensions import socketio
-
     a = socketio.test_client(app, flask_test_client=http)
     drain(app, b)
     assert states(app, alice) == {alice.id: "idle"}
@@ -201,14 +199,17 @@ def test_the_background_jobs_flush_on_their_own(app, team, live):
     b = live(bob)
     drain(app, b)
     app.config["PRESENCE_FLUSH_SECONDS"] = 0.05
-    presence.start_presence_jobs(app)
-    live(alice)
-    deadline = time.monotonic() + 10
-    got = []
-    while time.monotonic() < deadline and not got:
-        got = presences(b)
-        time.sleep(0.02)
-    assert got == [expected(alice, "idle")]
+    jobs = presence.start_presence_jobs(app)
+    try:
+        live(alice)
+        deadline = time.monotonic() + 10
+        got = []
+        while time.monotonic() < deadline and not got:
+            got = presences(b)
+            time.sleep(0.02)
+        assert got == [expected(alice, "idle")]
+    finally:
+        jobs.stop()
 
 
 # --- GET /api/v1/presence -------------------------------------------------------------------

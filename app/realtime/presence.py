@@ -440,21 +440,33 @@ def flush_now(now: float | None = None) -> int:
         socketio.sleep(0)
 
 
-def start_presence_jobs(app: Flask) -> None:
+class PresenceJobs:
+    """The background tasks of start_presence_jobs; `stop()` ends them at their next round."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def stop(self) -> None:
+        """Have the tasks return (tests; a server runs them for its whole life)."""
+        self.stopped = True
+
+
+def start_presence_jobs(app: Flask) -> PresenceJobs | None:
     """In a web server process: the flusher and sweep every PRESENCE_FLUSH_SECONDS and, in the
     cluster mode, the heartbeat of this process's sockets every PRESENCE_HEARTBEAT_SECONDS.
 
     Two background tasks, so that a slow database (the flusher reads statuses) never
-    delays the heartbeat past the TTL.
+    delays the heartbeat past the TTL. None when the app has no presence store.
     """
     presence = app.extensions.get("chorus.presence")
     if presence is None:
-        return
+        return None
     flush_every = max(0.05, app.config["PRESENCE_FLUSH_SECONDS"])
     heartbeat_every = max(0.05, app.config["PRESENCE_HEARTBEAT_SECONDS"])
+    jobs = PresenceJobs()
 
     def flush_forever():
-        while True:
+        while not jobs.stopped:
             socketio.sleep(flush_every)
             try:
                 with app.app_context():
@@ -463,7 +475,7 @@ def start_presence_jobs(app: Flask) -> None:
                 log.warning("presence flush failed", exc_info=True)
 
     def heartbeat_forever():
-        while True:
+        while not jobs.stopped:
             socketio.sleep(heartbeat_every)
             try:
                 presence.heartbeat()
@@ -473,3 +485,4 @@ def start_presence_jobs(app: Flask) -> None:
     socketio.start_background_task(flush_forever)
     if isinstance(presence, RedisPresenceStore):
         socketio.start_background_task(heartbeat_forever)
+    return jobs

@@ -133,8 +133,8 @@ def states_of(tab: Tab, user: dict) -> list[str]:
 
 
 def test_a_user_on_server_b_is_seen_on_server_a(cluster, tabs):
-    users, _room = people(cluster, "alice", "bob", "stranger")
-    alice, bob, stranger = users["alice"], users["bob"], users["stranger"]
+    users, _room = people(cluster, "alice", "bob")
+    alice, bob = users["alice"], users["bob"]
     watcher = tabs(cluster, "a", bob["token"])
     assert presence_via(cluster, "a", bob, alice) == "offline"
 
