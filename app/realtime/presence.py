@@ -292,6 +292,8 @@ class RedisPresenceStore:
             return 0
         deadline = now + self.ttl_seconds
         for start in range(0, len(local), 1000):
+            if start:
+                socketio.sleep(0)  # let the sockets of this process run between chunks
             chunk = local[start:start + 1000]
             pipe = self._redis.pipeline(transaction=False)
             for sid, user_id in chunk:
@@ -302,7 +304,6 @@ class RedisPresenceStore:
             revived = {user_id for (sid, user_id), added in zip(chunk, results[::3]) if added}
             if revived:
                 self.mark_dirty(revived)
-            socketio.sleep(0)
         # A socket that disconnected while its deadline was being written is removed again,
         # or it would look alive for one more TTL.
         with self._lock:
