@@ -342,3 +342,22 @@ def test_redis_store_idle_sweep_and_heartbeat_revival(redis_stores):
     assert a.heartbeat(now + 401) == 1
     assert b.get_states([1], now + 401) == {1: "idle"}
     assert a.take_dirty(10) == [1]
+
+
+def test_a_worker_app_reads_the_servers_presence_from_redis(redis_stores, tmp_path):
+    """create_app(worker=True) in the cluster mode: get_states sees what the servers wrote, and
+    status_changed leaves the user for a server's flusher."""
+    server_store, _ = redis_stores
+    prefix = server_store._prefix[: -len("presence:")]
+    config = type("Cfg", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/w.db",
+                                         "REDIS_URL": "redis://127.0.0.1:6379/0", "REDIS_KEY_PREFIX": prefix})
+    worker = create_app(config, worker=True)
+    now = time.time()
+    server_store.connected(7, "sid-7", now)
+    server_store.connected(8, "sid-8", now)
+    server_store.record_activity(8, now)
+    server_store.take_dirty(10)
+    with worker.app_context():
+        assert presence.get_states([7, 8, 9]) == {7: "idle", 8: "active", 9: "offline"}
+        presence.status_changed(9)
+    assert server_store.take_dirty(10) == [9]
