@@ -94,8 +94,10 @@ def revoke_token(token_id: int):
 @bp.get("/me")
 @login_required
 def me():
-    """The calling user."""
-    return {**serializers.user_dict(current_user), "is_admin": current_user.is_admin,
+    """The calling user, with their profile."""
+    profile_fields = serializers.profile_dict(current_user)
+    del profile_fields["presence"]
+    return {**profile_fields, "is_admin": current_user.is_admin,
             "unread_notifications": notification_queries.get_unread_count(current_user)}
 
 
