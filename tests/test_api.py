@@ -128,7 +128,8 @@ def test_token_login_then_bearer_calls(app, api, make_user):
     me = Api(app.test_client(), {"Authorization": f"Bearer {token}"}).get("/me")
     assert me.status_code == 200
     assert me.get_json() == {
-        "id": alice.id, "username": "alice", "display_name": "Alice", "is_admin": False, "unread_notifications": 0,
+        "id": alice.id, "username": "alice", "display_name": "Alice", "time_zone": "", "status_text": "",
+        "status_emoji": "", "dnd_until": None, "is_admin": False, "unread_notifications": 0,
     }
 
 
