@@ -92,12 +92,12 @@ class UserView(ReadOnlyView):
 class RoomView(ReadOnlyView):
     """Rooms."""
 
-    column_list = ("id", "name", "topic", "is_private", "owner", "created_at")
+    column_list = ("id", "kind", "name", "topic", "is_private", "wildcard_policy", "owner", "created_at")
     column_exclude_list = ("name_key",)
     # Room ids are random, so they say nothing of age: newest first, id breaking ties.
     column_default_sort = [("created_at", True), ("id", False)]
     column_searchable_list = ("name", "topic")
-    column_filters = ("is_private",)
+    column_filters = ("is_private", "kind")
 
 
 class MembershipView(ReadOnlyView):

@@ -74,7 +74,7 @@ class Room(db.Model):
         return f"<Room {self.name or self.dm_key}>"
 
     def __str__(self) -> str:
-        return self.name
+        return self.name if not self.is_dm else f"DM {self.dm_key}"
 
 
 class Membership(db.Model):
