@@ -104,11 +104,13 @@ export function setupDms({ socket, me, currentRoomId = null }) {
       render();
     });
     socket.on("room_membership", (event) => {
-      if (!event || !event.room || event.room.kind !== "dm") return;
-      if (event.action === "left") {
-        dms.delete(event.room.id);
+      if (!event || !event.room) return;
+      const roomId = event.room.id;
+      // "hidden": closed (here or in another tab); "shown": opened again; a DM "joined": new.
+      if (event.action === "hidden" || (event.action === "left" && dms.has(roomId))) {
+        dms.delete(roomId);
         render();
-      } else {
+      } else if (event.action === "shown" || (event.action === "joined" && event.room.kind === "dm")) {
         refreshSoon();
       }
     });

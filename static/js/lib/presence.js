@@ -3,10 +3,11 @@
 // `activity` (input, at most once a minute).
 
 import { api, h } from "./dom.js";
-import { ActivityGate, PRESENCE_LABEL, PresenceStore, statusLine } from "./people.js";
+import { ACTIVITY_EVERY_MS, ActivityGate, PRESENCE_LABEL, PresenceStore, statusLine } from "./people.js";
 
 const FETCH_DELAY_MS = 50; // dots drawn together are asked for in one request
 const FETCH_MAX_IDS = 100;
+const IDLE_AFTER_MS = 300000; // the server's PRESENCE_IDLE_SECONDS, for my own dot only
 
 export const presence = new PresenceStore();
 
@@ -84,9 +85,19 @@ const INPUT_EVENTS = ["keydown", "pointerdown", "wheel", "touchstart"];
 export function startPresence(socket, me) {
   if (!socket) return;
   const gate = new ActivityGate();
+  let idleTimer = null;
   const report = () => {
     if (!socket.connected || document.visibilityState !== "visible") return;
-    if (gate.shouldSend()) socket.emit("activity", {});
+    if (!gate.shouldSend()) return;
+    socket.emit("activity", {});
+    // My own dots: the server tells the people I share rooms with, maybe not me.
+    if (me) {
+      presence.set({ user_id: me.id, state: "active" });
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(() => {
+        if (presence.stateOf(me.id) === "active") presence.set({ user_id: me.id, state: "idle" });
+      }, IDLE_AFTER_MS + ACTIVITY_EVERY_MS);
+    }
   };
   for (const name of INPUT_EVENTS) window.addEventListener(name, report, { passive: true, capture: true });
   let lastMove = 0;

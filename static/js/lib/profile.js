@@ -81,7 +81,7 @@ export function setupProfileCard(me) {
       }
     });
     const dnd = dndActive(dndUntil) ? parseDate(dndUntil) : null;
-    card.replaceChildren(
+    card.replaceChildren(...[
       h("div", { class: "profile-head" },
         h("span", { class: `avatar avatar-lg hue-${profile.id % 8}`, "aria-hidden": "true", text: (profile.display_name || profile.username).slice(0, 1).toUpperCase() }),
         h("div", { class: "profile-names" },
@@ -97,7 +97,7 @@ export function setupProfileCard(me) {
       h("div", { class: "profile-actions" },
         isMe ? h("a", { class: "button button-small", href: "/account#profile", text: "Edit your profile" }) : message),
       error,
-    );
+    ].filter(Boolean)); // replaceChildren would write a null as the text "null"
     place();
   }
 
