@@ -69,6 +69,7 @@ def test_two_people_start_a_dm_from_a_profile_card(browsing, make_team, server):
     box.fill("Hi Bob, got a minute?")
     box.press("Enter")
     expect(alice.locator("#message-list .msg[data-id]").filter(has_text="got a minute?")).to_be_visible()
+    browsing.shoot(alice, "dm-page")
 
     # Bob, on the room's page: the DM comes into his sidebar with one unread, his bell rings.
     item = dm_item(bob, "Alice Archer")
@@ -137,6 +138,7 @@ def test_typing_shows_under_the_right_composer_and_clears(browsing, make_team, s
 
     carol.locator("#composer-input").press_sequentially("Me too")
     expect(line).to_have_text("Alice Archer and Carol Chen are typing...")
+    browsing.shoot(bob, "two-typing")
 
     # Carol empties her box: she stops at once; Alice sends: her message clears her.
     carol.locator("#composer-input").fill("")
@@ -158,8 +160,8 @@ def test_new_message_picker_starts_a_group_conversation(browsing, make_team, ser
     dialog = carol.get_by_role("dialog", name="New message")
     expect(dialog).to_be_visible()
     search = dialog.get_by_role("combobox")
-    search.press_sequentially("Ali")
-    # Every run's Alice is "Alice Archer": the username tells them apart.
+    # Every team's Alice is "Alice Archer": the username tells them apart.
+    search.press_sequentially(team.alice.username)
     option = dialog.get_by_role("option", name=re.compile(f"@{team.alice.username}$"))
     option.click()
     expect(dialog.locator(".dm-chip")).to_have_count(1)

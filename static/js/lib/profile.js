@@ -11,6 +11,8 @@ const MESSAGE_AUTHOR = ".msg-author, .msg .avatar, .msg-handle";
 
 /** The username a clicked element stands for, or "" when it is no person. */
 export function usernameOf(target) {
+  // A thread's summary (its repliers' initials) and a quote open what they link to.
+  if (target.closest("a.thread-summary, a.msg-quote, .msg-editor")) return "";
   const tagged = target.closest("[data-profile]");
   if (tagged) return tagged.dataset.profile;
   const chip = target.closest("span.mention[data-username]");
@@ -128,7 +130,8 @@ export function setupProfileCard(me) {
       if (event.target.closest(".profile-close")) close({ restoreFocus: true });
       return;
     }
-    const plain = event.button === 0 && !event.metaKey && !event.ctrlKey && !event.shiftKey && !event.altKey;
+    const plain = event.button === 0 && !event.metaKey && !event.ctrlKey && !event.shiftKey && !event.altKey
+      && !event.defaultPrevented;
     const username = plain ? usernameOf(event.target) : "";
     if (!username) {
       close();

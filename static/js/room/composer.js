@@ -44,17 +44,19 @@ export function createComposer(
     }
     showError("");
     mentions.close();
-    if (confirmSend) {
+    let ok = confirmSend ? confirmSend(body) : true;
+    if (ok && typeof ok.then === "function") {
+      // Asked first (a dialog): the box keeps the text until the answer.
       confirming = true;
-      let ok = false;
       try {
-        ok = await confirmSend(body);
+        ok = await ok;
       } finally {
         confirming = false;
       }
       input.focus({ preventScroll: true });
-      if (!ok || input.value !== body) return;
+      if (input.value !== body) return;
     }
+    if (!ok) return;
     input.value = "";
     update();
     onDraft("");
