@@ -4,6 +4,8 @@
 //   {cmd: "connect", members: [{id, url, token, rooms, record}], concurrency, timeout}
 //   {cmd: "step", prefix, rate, seconds, plan: [[member, room], ...], mentions?: [name, ...],
 //    mix?: {send, edit, react}, threads?: {share, also}, drainTimeout, settle, slowMs, bucketSeconds}
+//   {cmd: "background", action: "start", typing?, activity?, churn?, seed}   {cmd: "background", action: "stop"}
+//   {cmd: "activate", members: [member, ...]}   {cmd: "churnPrime", members: [member, ...], count}
 //   {cmd: "alive"}   {cmd: "close"}   {cmd: "exit"}
 //
 // Open loop: message i of a step is due at t0 + i / rate whatever the server does; a late
@@ -45,10 +47,26 @@
 // summary), its latency taken from that reply's intended time; each socket reports how many
 // distinct summaries it got per room, so run.py can check them against the revs the rooms
 // took.
+//
+// Background traffic (the presence scenario): presence and typing beside the messages, by
+// the same open-loop rule, started before a step and stopped after it. Typing: bursts
+// arrive as a Poisson process (typing.rate bursts/s); a burst picks a member and one of its
+// rooms or DMs from typing.candidates, sends `typing` every typing.every seconds for
+// typing.burstSeconds and then `typing {stop}` (what the page does when the message goes).
+// Activity: each of activity.members sends `activity` once per activity.period seconds, at
+// its own phase (the page's at-most-once-a-minute while active). Churn: churn.rate presence
+// changes per second, alternately a churn member's socket closing (offline) and the member
+// away longest coming back (a new socket, then `activity`: active). Every socket, recorded
+// or not, counts the `presence` and `typing` events it gets: presence by (user, state), so
+// each change's fan-out is counted exactly; typing relays against the sockets the room had
+// connected, besides the typist, when each notice went out. Nothing is acknowledged: the page
+// emits both without an ack.
 import { io } from "socket.io-client";
 import { createInterface } from "node:readline";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { RevCursor } from "../static/js/room/timeline.js";
 import { createSync, GRACE_MS } from "../static/js/room/sync.js";
+import { TYPING_EVERY_MS } from "../static/js/lib/typing.js";
 
 const PAD = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor";
 const nowSec = () => (performance.timeOrigin + performance.now()) / 1000;
@@ -56,6 +74,12 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const members = [];
 let step = null; // the step being measured; events of other steps are ignored
+let bg = null;   // the background traffic running, if any (the presence scenario)
+const churnAway = []; // churn members whose socket is closed, longest away first (kept across windows)
+// The generator's own event-loop delay: a late loop delays every arrival it timestamps.
+const LOOP_RESOLUTION_MS = 10;
+const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+loopDelay.enable();
 
 // Counted over the process's life; a step reports its difference.
 const revStats = { deliveries: 0, gaps: 0, catchUps: 0, pages: 0, fetched: 0, failures: 0, resets: 0,
@@ -232,6 +256,8 @@ function connectOne(member, timeout) {
       timeout,
     });
     member.socket = socket;
+    socket.on("presence", (p) => notePresence(p));
+    socket.on("typing", (t) => noteTyping(member, t));
     if (member.record) {
       socket.on("message", (m) => {
         const now = nowSec();
@@ -239,7 +265,9 @@ function connectOne(member, timeout) {
         const idx = indexOf(m && m.client_id);
         if (idx < 0) return;
         const kind = step.kinds[idx];
-        record(member, idx, now - bodyTime(m.body), now, kind >= REPLY ? kind : 0);
+        const latency = now - bodyTime(m.body);
+        record(member, idx, latency, now, kind >= REPLY ? kind : 0);
+        if (step.split) (step.split.has(m.room_id) ? step.splitIn : step.splitOut).push(latency);
       });
       socket.on("message_updated", (m) => {
         const now = nowSec();
@@ -285,7 +313,8 @@ async function connect({ members: wanted, concurrency = 50, timeout = 60000 }) {
   const errors = [];
   let next = 0;
   const batch = wanted.map((m, k) => ({ ...m, record: m.record !== false, socket: null, seen: new Uint8Array(0),
-                                        index: members.length + k, revs: new Map(), own: new Map(), placed: new Map() }));
+                                        index: members.length + k, revs: new Map(), own: new Map(), placed: new Map(),
+                                        roomSet: new Set(m.rooms) }));
   async function lane() {
     while (next < batch.length) {
       const member = batch[next++];
@@ -334,7 +363,7 @@ function opKinds(count, mix, threads) {
 }
 
 async function runStep({ prefix, rate, seconds, plan, mentions = null, mix = null, threads = null, drainTimeout = 6,
-                         settle = 0.3, slowMs = 50, bucketSeconds = 0.1 }) {
+                         settle = 0.3, slowMs = 50, bucketSeconds = 0.1, splitRooms = null }) {
   const count = Math.max(1, Math.round(rate * seconds));
   const roomSize = new Map();
   for (const m of members) if (m.record) for (const r of m.rooms) roomSize.set(r, (roomSize.get(r) || 0) + 1);
@@ -350,8 +379,10 @@ async function runStep({ prefix, rate, seconds, plan, mentions = null, mix = nul
            slowSec: slowMs / 1000, bucket: bucketSeconds, slowCount: new Uint32Array(buckets),
            slowMax: new Float64Array(buckets), byKind: !!(mix || threads), kindLat: [[], [], [], [], []], kinds,
            pendingRoom: [], pendingRev: [], pendingMember: [], pendingAt: [],
-           threads: threads ? { room: [], root: [], rev: [], member: [], at: [], lastAt: 0 } : null };
+           threads: threads ? { room: [], root: [], rev: [], member: [], at: [], lastAt: 0 } : null,
+           split: splitRooms ? new Set(splitRooms) : null, splitIn: [], splitOut: [] };
   const revsBefore = revSnapshot();
+  loopDelay.reset();
   const acked = new Uint8Array(count);
   const changed = new Uint8Array(count);  // an edit or reaction acknowledged: one new rev, broadcast
   const errors = {};
@@ -550,7 +581,10 @@ async function runStep({ prefix, rate, seconds, plan, mentions = null, mix = nul
     notes: { ...percentiles(step.notes), distinct: noteCounts.size },
     perSecond, slow, slowMs, bucketSeconds,
     revs: { ...revDelta(revsBefore), graceMs: GRACE_MS, rooms: cursorsByRoom() },
+    loop: loopStats(),
   };
+  // Deliveries into splitRooms (the DMs of the presence scenario) apart from the rest.
+  if (step.split) reply.split = { in: percentiles(step.splitIn), out: percentiles(step.splitOut) };
   if (mix) {
     reply.ops = { send: done[0], edit: done[1], react: done[2] };
     reply.changed = ranges(changed);
@@ -581,9 +615,264 @@ async function closeAll() {
   return { closed: n };
 }
 
+function loopStats() {
+  // The event loop's delay since the last reset, in seconds like the latency summaries: how late the
+  // sampling timer fired, beyond its own interval.
+  const late = (ns) => Math.max(0, ns / 1e9 - LOOP_RESOLUTION_MS / 1000);
+  return { count: loopDelay.count, p50: late(loopDelay.percentile(50)), p99: late(loopDelay.percentile(99)),
+           p999: late(loopDelay.percentile(99.9)), max: late(loopDelay.max) };
+}
+
+// -- background traffic: typing, activity, presence churn ------------------------------------
+
+function rng32(seed) {
+  // mulberry32: the same draws every run for the same seed
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function notePresence(p) {
+  if (!bg || !p) return;
+  const now = nowSec();
+  bg.presenceIn++;
+  const key = `${p.user_id}|${p.state}`;
+  let e = bg.presenceBy.get(key);
+  if (!e) bg.presenceBy.set(key, (e = { n: 0, first: now, last: now }));
+  e.n++;
+  e.last = now;
+}
+
+function noteTyping(member, t) {
+  if (!bg || !t || !t.user) return;
+  const now = nowSec();
+  const uid = Number(t.user.id);
+  bg.typingIn++;
+  if (t.stop) bg.typingStopsIn++;
+  if (uid === member.id) bg.typingEcho++;
+  if (!member.roomSet.has(t.room_id)) bg.typingUnexpected++;
+  const at = bg.lastTyping.get(`${uid}|${t.room_id}`);
+  if (at !== undefined) bg.typingLat.push(now - at);
+}
+
+function roomMembers() {
+  const out = new Map();
+  for (const m of members) for (const r of m.rooms) {
+    let list = out.get(r);
+    if (!list) out.set(r, (list = []));
+    list.push(m.index);
+  }
+  return out;
+}
+
+const RECONNECT_TIMEOUT_MS = 15000;
+
+async function reconnect(member, b) {
+  // A churn member comes back: a new socket with its token, then the page's first `activity`.
+  // A connect that neither succeeds nor fails in time counts as failed (and the socket is dropped).
+  const started = nowSec();
+  let timer;
+  const error = await Promise.race([
+    connectOne(member, RECONNECT_TIMEOUT_MS),
+    new Promise((resolve) => { timer = setTimeout(() => resolve("no answer to the connect"), RECONNECT_TIMEOUT_MS + 1000); }),
+  ]);
+  clearTimeout(timer);
+  if (error) {
+    b.churnErrors.push(error);
+    if (member.socket) member.socket.close();
+    churnAway.push(member.index);
+    return null;
+  }
+  member.socket.emit("activity", {});
+  return [started, nowSec()];
+}
+
+function bgStart({ typing = null, activity = null, churn = null, seed = 1 }) {
+  if (bg) throw new Error("background traffic already running");
+  const rand = rng32(seed);
+  const t0 = nowSec();
+  bg = { t0, timers: [], stopped: false, rooms: roomMembers(), pending: [],
+         presenceIn: 0, presenceBy: new Map(), changes: [], churnErrors: [],
+         typingOut: 0, typingStopsOut: 0, typingSkipped: 0, typingExpected: 0, typingIn: 0, typingStopsIn: 0,
+         typingEcho: 0, typingUnexpected: 0, typingLat: [], lastTyping: new Map(), bursts: 0, typingNow: 0,
+         concurrency: [], activityOut: 0 };
+  const b = bg;
+  const later = (ms, fn) => { b.timers.push(setTimeout(() => { if (!b.stopped) fn(); }, Math.max(0, ms))); };
+
+  if (typing && typing.rate > 0 && typing.candidates.length) {
+    const every = (typing.every || TYPING_EVERY_MS / 1000) * 1000;
+    const burst = typing.burstSeconds * 1000;
+    const busy = new Set();
+    const emit = (mi, room, stop) => {
+      const m = members[mi];
+      if (!m.socket || !m.socket.connected) { b.typingSkipped++; return; }
+      let expect = 0;
+      for (const k of b.rooms.get(room) || []) if (k !== mi && members[k].socket && members[k].socket.connected) expect++;
+      b.typingExpected += expect;
+      b.typingOut++;
+      if (stop) b.typingStopsOut++;
+      b.lastTyping.set(`${m.id}|${room}`, nowSec());
+      m.socket.emit("typing", stop ? { room_id: room, stop: true } : { room_id: room });
+    };
+    // Open loop: burst k starts at its drawn time whatever happened before.
+    let next = t0;
+    const arrive = () => {
+      const now = nowSec();
+      while (next <= now) {
+        next += -Math.log(1 - rand()) / typing.rate;
+        let pick = null;
+        for (let tries = 0; tries < 20 && !pick; tries++) {
+          const c = typing.candidates[Math.floor(rand() * typing.candidates.length)];
+          if (!busy.has(c[0])) pick = c;
+        }
+        if (!pick) continue;
+        const [mi, room] = pick;
+        busy.add(mi);
+        b.bursts++;
+        b.typingNow++;
+        for (let t = 0; t < burst; t += every) later(t, () => emit(mi, room, false));
+        later(burst, () => { emit(mi, room, true); busy.delete(mi); b.typingNow--; });
+      }
+      later((next - nowSec()) * 1000, arrive);
+    };
+    arrive();
+    b.timers.push(setInterval(() => b.concurrency.push(b.typingNow), 1000));
+  }
+
+  if (activity && activity.members.length) {
+    const period = activity.period * 1000;
+    for (const mi of activity.members) {
+      const send = () => {
+        const m = members[mi];
+        if (m.socket && m.socket.connected) {
+          m.socket.emit("activity", {});
+          b.activityOut++;
+        }
+      };
+      later(rand() * period, () => { send(); b.timers.push(setInterval(() => { if (!b.stopped) send(); }, period)); });
+    }
+  }
+
+  if (churn && churn.rate > 0 && churn.members.length) {
+    let k = 0;
+    const change = () => {
+      // Alternately the member away longest comes back, and a present one goes.
+      if (k++ % 2 === 0 && churnAway.length) {
+        const mi = churnAway.shift();
+        const m = members[mi];
+        const entry = [m.id, "active", nowSec(), 0];
+        b.changes.push(entry);
+        b.pending.push(reconnect(m, b).then((t) => { if (t) entry[3] = t[1]; else entry[1] = "failed"; }));
+      } else {
+        // Someone present who has not changed yet in this run of the traffic: each change's (user, state) is
+        // then unique, and the `presence` events counted for it are its own.
+        const changed = new Set(b.changes.map((c) => c[0]));
+        let present = churn.members.filter((mi) => members[mi].socket && members[mi].socket.connected);
+        if (present.some((mi) => !changed.has(members[mi].id))) present = present.filter((mi) => !changed.has(members[mi].id));
+        if (!present.length) return;
+        const mi = present[Math.floor(rand() * present.length)];
+        b.changes.push([members[mi].id, "offline", nowSec(), nowSec()]);
+        members[mi].socket.close();
+        churnAway.push(mi);
+      }
+    };
+    for (let j = 0; ; j++) {
+      const at = (j + 0.5) / churn.rate;
+      if (at > churn.maxSeconds) break;
+      later(at * 1000, change);
+    }
+  }
+  return { started: t0 };
+}
+
+async function bgStop({ settle = 3 }) {
+  if (!bg) throw new Error("no background traffic");
+  const b = bg;
+  b.stopped = true;
+  const stoppedAt = nowSec();
+  for (const t of b.timers) { clearTimeout(t); clearInterval(t); }
+  let unresolved = 0;
+  await Promise.race([Promise.all(b.pending), sleep(RECONNECT_TIMEOUT_MS + 5000)]);
+  for (const c of b.changes) if (c[1] === "active" && !c[3]) unresolved++;
+  // Changes of the last second are sent by the next flush: keep counting a little.
+  await sleep(settle * 1000);
+  bg = null;
+  const changes = b.changes.map(([uid, state, at, done]) => {
+    const e = b.presenceBy.get(`${uid}|${state}`);
+    const idle = b.presenceBy.get(`${uid}|idle`);
+    // [user, state, when asked, when done (socket closed / reconnected), sockets told, first and last arrival
+    //  after done (s), idle events for a comeback]
+    return [uid, state, at, done, e ? e.n : 0, e ? e.first - done : null, e ? e.last - done : null,
+            state === "active" && idle ? idle.n : 0];
+  });
+  const matched = new Set(changes.map(([uid, state]) => `${uid}|${state}`));
+  for (const [uid, state] of changes) if (state === "active") matched.add(`${uid}|idle`);
+  let other = 0, otherKeys = 0;
+  for (const [key, e] of b.presenceBy) if (!matched.has(key)) { other += e.n; otherKeys++; }
+  const mean = b.concurrency.length ? b.concurrency.reduce((x, y) => x + y, 0) / b.concurrency.length : 0;
+  return {
+    seconds: stoppedAt - b.t0, settle,
+    typing: { bursts: b.bursts, out: b.typingOut, stopsOut: b.typingStopsOut, skipped: b.typingSkipped,
+              expected: b.typingExpected, in: b.typingIn, stopsIn: b.typingStopsIn, echo: b.typingEcho,
+              unexpected: b.typingUnexpected, lat: percentiles(b.typingLat), meanTypists: mean },
+    activity: { out: b.activityOut },
+    presence: { in: b.presenceIn, keys: b.presenceBy.size, other, otherKeys, changes, churnErrors: b.churnErrors.slice(0, 5),
+                away: churnAway.length, unresolved },
+  };
+}
+
+async function activate({ members: list, perSecond = 250 }) {
+  // The active set's first `activity`: idle -> active, outside any measurement, paced, acknowledged
+  // (unlike the page's) so that a refused one is counted: its user would turn active inside a window.
+  let sent = 0, ok = 0;
+  const failed = {};
+  const acks = [];
+  for (const mi of list) {
+    const m = members[mi];
+    if (!m.socket || !m.socket.connected) continue;
+    acks.push(new Promise((resolve) => {
+      m.socket.timeout(30000).emit("activity", {}, (err, reply) => {
+        if (!err && reply && reply.ok) ok++;
+        else {
+          const code = err ? "no answer" : (reply && reply.error && reply.error.code) || "bad-ack";
+          failed[code] = (failed[code] || 0) + 1;
+        }
+        resolve();
+      });
+    }));
+    if (++sent % 25 === 0) await sleep(25000 / perSecond);
+  }
+  await Promise.all(acks);
+  return { sent, ok, failed };
+}
+
+async function churnPrime({ members: list, count }) {
+  // Some churn members are away before the first window, so comebacks start at once.
+  let n = 0;
+  for (const mi of list) {
+    if (n >= count) break;
+    const m = members[mi];
+    if (m.socket && m.socket.connected && !churnAway.includes(mi)) {
+      m.socket.close();
+      churnAway.push(mi);
+      n++;
+    }
+  }
+  return { away: churnAway.length };
+}
+
 const handlers = {
   connect,
   step: runStep,
+  background: (cmd) => (cmd.action === "start" ? bgStart(cmd) : bgStop(cmd)),
+  activate,
+  churnPrime,
+  loop: async () => { const out = loopStats(); loopDelay.reset(); return out; },
   alive: async () => ({ alive: members.filter((m) => m.socket && m.socket.connected).length, total: members.length }),
   close: closeAll,
   exit: async () => {

@@ -80,16 +80,39 @@ class LoadGen:
 
     async def step(self, *, prefix: str, rate: float, seconds: float, plan: list[tuple[int, int]],
                    mentions: list[str] | None = None, mix: dict | None = None, threads: dict | None = None,
-                   drain_timeout: float = 6.0, slow_ms: float = 50.0, bucket_seconds: float = 0.1) -> dict:
+                   drain_timeout: float = 6.0, slow_ms: float = 50.0, bucket_seconds: float = 0.1,
+                   split_rooms: list[int] | None = None) -> dict:
         """Offer rate ops/s for seconds following plan [(member index, room id), ...].
 
         Without mix every op is a send; mix {send, edit, react} (weights) makes it a mixed step.
         threads {share, also} makes that share of the sends thread replies (and that share of
         those also_in_room), and reports replies and root summaries apart ("threads").
+        split_rooms: deliveries into these rooms get a latency summary apart ("split": in, out).
         """
         return await self.call("step", prefix=prefix, rate=rate, seconds=seconds, plan=plan, mentions=mentions,
                                mix=mix, threads=threads, drainTimeout=drain_timeout, slowMs=slow_ms,
-                               bucketSeconds=bucket_seconds)
+                               bucketSeconds=bucket_seconds, splitRooms=split_rooms)
+
+    async def background_start(self, *, typing: dict | None = None, activity: dict | None = None,
+                               churn: dict | None = None, seed: int = 1) -> dict:
+        """Start typing bursts, periodic `activity` and presence churn beside whatever runs next (see loadgen.mjs)."""
+        return await self.call("background", action="start", typing=typing, activity=activity, churn=churn, seed=seed)
+
+    async def background_stop(self, *, settle: float = 3.0) -> dict:
+        """Stop the background traffic, keep counting for settle seconds, and return its counts."""
+        return await self.call("background", action="stop", settle=settle)
+
+    async def activate(self, member_indices: list[int]) -> dict:
+        """One `activity` from each of these members' sockets (idle -> active), unmeasured."""
+        return await self.call("activate", members=member_indices)
+
+    async def churn_prime(self, member_indices: list[int], count: int) -> dict:
+        """Close count of these members' sockets, so the churn has people to bring back from its start."""
+        return await self.call("churnPrime", members=member_indices, count=count)
+
+    async def loop_delay(self) -> dict:
+        """The generator's event-loop delay since the last reading (p50, p99, p999, max in seconds)."""
+        return await self.call("loop")
 
     async def alive(self) -> int:
         """How many of the sockets are connected."""

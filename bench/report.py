@@ -236,6 +236,62 @@ def rooms_table(rooms: dict) -> str:
             + ("\n\n" + "\n".join(notes) if notes else ""))
 
 
+def presence_table(pr: dict) -> str:
+    """Scenario 8: messages without and with presence and typing traffic, per setup, and what that traffic did."""
+    rows, bg_rows = [], []
+    for name, setup in pr["setups"].items():
+        if "windows" not in setup:
+            continue
+        for w in setup["windows"]:
+            r = w["step"]
+            sp = w.get("split") or {}
+            other = ", ".join(f"{k} {v:.0f}" for k, v in (w.get("other_cpu_pct") or {}).items())
+            rows.append([name, "with" if w["with_background"] else "without", w["round"], f"{w['alive_before']:,}",
+                         _f(r["deliveries_s"], 0), _f(r["p50_ms"]), _f(r["p99_ms"]), _f(r["p999_ms"]), _f(r["max_ms"]),
+                         f"{_f(sp.get('dm_p99_ms'))} / {_f(sp.get('room_p99_ms'))}",
+                         f"{r['lost']}, {r['duplicated']}, {r['errors']}",
+                         " + ".join(f"{c:.0f}" for c in r["server_cpu_pct"]), other or "-",
+                         _f(r["loadgen_cpu_pct"], 0), _f(w.get("loop_p99_ms")), _f(r["machine_cpu_pct"], 0),
+                         " + ".join(f"{g.get('2', [0, 0])[0]:.0f} ({g.get('2', [0, 0])[1]:.1f} s)"
+                                    for g in w.get("gc") or []) or "-",
+                         "holds" if r["holds"] else "fails"])
+            b = w.get("bg")
+            if b:
+                bg_rows.append([name, w["round"], _f(b["mean_typists"], 0), _f(b["typing_notices_s"]),
+                                _f(b["typing_relays_s"], 0),
+                                f"{b['typing_relays']:,} / {b['typing_relays_expected']:,}",
+                                f"{_f(b['typing_relay_p50_ms'])} / {_f(b['typing_relay_p99_ms'])} / "
+                                f"{_f(b['typing_relay_max_ms'])}",
+                                _f(b["activity_s"]),
+                                f"{b['presence_changes']} ({b['presence_offline']} off, {b['presence_comebacks']} back)",
+                                _f(b["presence_changes_per_min"]),
+                                f"{_f(b['told_per_change_mean'])} ({_f(b['audience_per_change_mean'])})",
+                                _f(b["presence_events_s"], 0),
+                                f"{_f(b['presence_first_p50_ms'], 0)} / {_f(b['presence_first_p99_ms'], 0)}",
+                                b["presence_other_events"]])
+    out = [f"### 8. Presence and typing beside messages: {pr['sockets']:,} sockets, {pr['rate_msgs']:g} msgs/s "
+           f"({pr['dm_share']:.0%} into DMs), {pr['seconds']:g} s windows\n" + _table(
+               ["setup", "presence+typing", "round", "sockets", "deliveries/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms",
+                "p99 DM / room ms", "lost, dup, err", "server CPU %", "other CPU %", "generator CPU %",
+                "generator loop p99 ms", "machine CPU %", "full GCs (paused) per server", ""], rows)]
+    if bg_rows:
+        out.append(_table(["setup", "round", "typists", "typing notices/s", "relays/s", "relayed / expected",
+                           "relay p50 / p99 / max ms", "activity/s", "presence changes", "per min",
+                           "sockets told per change (audience)", "presence events/s", "first told p50 / p99 ms",
+                           "other presence events"], bg_rows))
+    ratio_rows = []
+    for name, setup in pr["setups"].items():
+        ra = (setup.get("summary") or {}).get("ratio")
+        if ra:
+            ratio_rows.append([name] + [_f(ra.get(k), 2) + "x" if ra.get(k) else "-" for k in
+                                        ("p50_ms", "p99_ms", "p999_ms", "max_ms")]
+                              + [", ".join(f"{k[:-8]} {v:.2f}x" for k, v in ra.items()
+                                           if k.endswith("_cpu_pct") and v)])
+    if ratio_rows:
+        out.append("With / without (same run):\n" + _table(["setup", "p50", "p99", "p99.9", "max", "CPU"], ratio_rows))
+    return "\n\n".join(out)
+
+
 def _rev_rows(label: str, steps: list[dict]) -> list | None:
     revs = [r["revs"] for r in steps if r.get("revs")]
     if not revs:
@@ -394,6 +450,9 @@ def tables(results: dict) -> str:
     mixed = sc.get("mixed") or {}
     if mixed.get("setups"):
         out.append(mixed_table(mixed))
+    pr = sc.get("presence") or {}
+    if pr.get("setups"):
+        out.append(presence_table(pr))
     revs = revs_table(results)
     if revs:
         out.append(revs)

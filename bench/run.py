@@ -6,7 +6,7 @@
     .venv/bin/python bench/run.py --scenarios fanout --fanout-dbs sqlite --rates 25,50 --step-seconds 3
 
 Scenarios: fanout (1), tail (1t), rooms (2), connections (3), cluster (4), mentions (5),
-history (6), mixed (7). Every fan-out figure has the bare baseline beside Chorus (and the checkout of
+history (6), mixed (7), presence (8). Every fan-out figure has the bare baseline beside Chorus (and the checkout of
 --before-root when given), measured in the same invocation.
 
 - fanout: a room of 100 members, every member sending in turn; the rate steps up in short
@@ -25,6 +25,10 @@ history (6), mixed (7). Every fan-out figure has the bare baseline beside Chorus
   members, for --tail-seconds at each of --mixed-rates, on the cluster (two processes,
   Redis, PostgreSQL) and the embedded mode (one process, SQLite): Chorus only (the baseline
   has no edits), with every op's deliveries counted and the revs the rooms took checked.
+- presence: 5,000 sockets (--presence-users) with presence and typing traffic (typing bursts,
+  `activity` once a minute, 1 % of users changing presence a minute) beside messages into
+  rooms and DMs at a fixed open-loop rate, in windows without and with that traffic on the
+  same servers: latency, CPU per process, presence fan-out, typing relays (bench/presence.py).
 
 Every Chorus step also reports the sockets' rev cursors: live changes, gaps, and catch-ups
 per 1,000 deliveries (the page's rules, run by the load generator).
@@ -62,7 +66,9 @@ from bench.common import ROOT, Backend, Server, Worker, load_average, raise_nofi
 from bench.loadgen import LoadGen, expand, latency_summary, ms, node_ready  # noqa: E402
 from bench.seed import Team, load_history, seed  # noqa: E402
 
-SCENARIOS = ("fanout", "tail", "rooms", "connections", "cluster", "mentions", "history", "mixed")
+SCENARIOS = ("fanout", "tail", "rooms", "connections", "cluster", "mentions", "history", "mixed", "presence")
+# Not in the default run (make bench): named with --scenarios.
+OPT_IN = ("presence",)
 DBS = ("postgres", "sqlite")
 P99_LIMIT_MS = 500.0
 TAIL_RATE = 50.0          # messages/s into the room of 100: 5,000 deliveries/s, the p99 < 50 ms target's load
@@ -133,14 +139,15 @@ class Target:
 
 async def measure_step(target: Target, plan: list[tuple[int, int]], rate: float, seconds: float, prefix: str, *,
                        drain_timeout: float = 6.0, mentions: list[str] | None = None, mix: dict | None = None,
-                       threads: dict | None = None, profile: Path | None = None) -> dict:
+                       threads: dict | None = None, profile: Path | None = None,
+                       split_rooms: list[int] | None = None) -> dict:
     """Offer rate messages/s (ops/s with mix) for seconds; count deliveries per socket and check against the store.
 
     In a mixed step an edit or reaction counts as stored when its ack said ok: each makes one
     new rev, broadcast to the room like a new message, and is counted per socket the same way.
     With threads {share, also}, that share of the sends are thread replies: they are stored
     and delivered like messages, and their roots' summaries are checked against the revs the
-    rooms took (see thread_summary).
+    rooms took (see thread_summary). Deliveries into split_rooms get their latency apart ("split").
     """
     heads_of = getattr(target.reference, "heads", None) if threads is not None else None
     heads0 = heads_of() if heads_of else None
@@ -159,7 +166,7 @@ async def measure_step(target: Target, plan: list[tuple[int, int]], rate: float,
     with WaitSampler(getattr(target.reference, "url", None)) as waits:
         got = await target.gen.step(prefix=prefix, rate=rate, seconds=seconds, plan=plan, mentions=mentions, mix=mix,
                                     threads=threads, drain_timeout=drain_timeout, slow_ms=STALL_MS,
-                                    bucket_seconds=STALL_BUCKET_S)
+                                    bucket_seconds=STALL_BUCKET_S, split_rooms=split_rooms)
     wall = time.time() - wall0
     cpu = [(s.cpu_seconds() - c) / wall * 100 for s, c in zip(target.servers, cpu0)]
     gen_cpu = (target.gen.cpu_seconds() - gen0) / wall * 100
@@ -242,7 +249,15 @@ async def measure_step(target: Target, plan: list[tuple[int, int]], rate: float,
         "db_waits": waits.top(),
         "send_batch_mean": batch_mean(batches0, send_batches(target)),
         "revs": rev_summary(got["revs"], target),
+        # The generator's own event-loop delay during the step: a busy generator timestamps late.
+        "loadgen_loop": {k: ms(got["loop"], key) for k, key in (("p50_ms", "p50"), ("p99_ms", "p99"),
+                                                                ("max_ms", "max"))} if got.get("loop") else None,
     }
+    if got.get("split"):
+        result["split"] = {name: {"count": got["split"][key]["count"], "p50_ms": ms(got["split"][key], "p50"),
+                                  "p99_ms": ms(got["split"][key], "p99"), "p999_ms": ms(got["split"][key], "p999"),
+                                  "max_ms": ms(got["split"][key], "max")}
+                           for name, key in (("dm", "in"), ("room", "out"))}
     if mix:
         result["ops"] = got["ops"]
         result["unmatched_reactions"] = got["unmatched"]
@@ -1190,6 +1205,15 @@ async def scenario_mixed(ctx: Ctx) -> dict:
     return out
 
 
+# -- scenario 8: presence and typing beside messages ----------------------------------------------
+
+async def scenario_presence(ctx: Ctx) -> dict:
+    """8: 5,000 sockets; messages into rooms and DMs without and with presence and typing traffic (bench/presence.py)."""
+    from bench import presence
+
+    return await presence.run(ctx, sys.modules[__name__])
+
+
 # -- the plan and its estimated duration -------------------------------------------------------------
 
 # Rough costs in seconds on the 2-core machine, from timed runs: creating, migrating and
@@ -1272,6 +1296,14 @@ def estimate_plan(ctx: Ctx) -> list[dict]:
             plan.append({"scenario": name, "what": f"{mix_text(a.mix)} at {','.join(f'{r:g}' for r in a.mixed_rates)} ops/s "
                                                    f"x {window:g} s on {', '.join(a.mixed_setups)}",
                          "likely_s": each * len(a.mixed_setups), "most_s": each * len(a.mixed_setups) * 1.3})
+        elif name == "presence":
+            # Seed, start, connect 5,100 sockets (and the presence of each), warm up; then the windows.
+            n = 2 * a.presence_rounds
+            each = 60 + (a.presence_users + 100) / 150 + n * (window + 12 + COST["window"] + 8) - 6 * a.presence_rounds
+            plan.append({"scenario": name, "what": f"{a.presence_users + 100:,} sockets, {a.presence_rate:g} msgs/s, "
+                                                   f"{n} x {window:g} s (without, with presence+typing) on "
+                                                   f"{', '.join(a.presence_setups)}",
+                         "likely_s": each * len(a.presence_setups), "most_s": each * len(a.presence_setups) * 1.4})
     return plan
 
 
@@ -1333,7 +1365,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--full", action="store_true",
                    help="full sizes: longer steps, finer ladders, longer idle windows, gevent and threading too")
-    p.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    p.add_argument("--scenarios", default=None,
+                   help=f"comma-separated subset of {','.join(SCENARIOS)} (default: all but {','.join(OPT_IN)})")
     p.add_argument("--modes", default=None,
                    help="async modes for the fan-out comparison (quick: eventlet; --full: eventlet,gevent,threading); "
                         "the first runs on every --fanout-dbs and is used by every other scenario, the others run "
@@ -1385,9 +1418,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--mixed-setups", default="cluster,embedded",
                    help="where the mixed scenario runs: cluster (2 processes, Redis, PostgreSQL), embedded (SQLite)")
     p.add_argument("--mix", default="70/20/10", help="sends/edits/reactions of the mixed scenario, in parts")
+    p.add_argument("--presence-setups", default="cluster,embedded",
+                   help="where the presence scenario runs: cluster (2 processes, Redis, PostgreSQL, a Celery worker), "
+                        "embedded (1 process, SQLite)")
+    p.add_argument("--presence-users", type=int, default=5000,
+                   help="presence scenario: steady users, one socket each (100 churners come on top)")
+    p.add_argument("--presence-rate", type=float, default=50,
+                   help="presence scenario: messages/s, the same in the windows without and with the traffic")
+    p.add_argument("--presence-dm-share", type=float, default=0.4,
+                   help="presence scenario: the share of messages (and typing) in DMs; the rest in rooms of 50")
+    p.add_argument("--typing-share", type=float, default=0.05, help="presence scenario: users typing at any moment")
+    p.add_argument("--active-share", type=float, default=0.3,
+                   help="presence scenario: users active, each sending `activity` once a minute")
+    p.add_argument("--presence-changes", type=float, default=0.01,
+                   help="presence scenario: the share of users changing presence per minute (sockets closing and "
+                        "coming back)")
+    p.add_argument("--presence-rounds", type=int, default=1,
+                   help="presence scenario: rounds of (without, with), each after the first reversed (A B B A)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"), help="where results and profiles go")
     p.add_argument("--no-plot", action="store_true")
     args = p.parse_args(argv)
+    if args.scenarios is None:
+        args.scenarios = ",".join(s for s in SCENARIOS if s not in OPT_IN)
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
@@ -1414,6 +1466,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     except ValueError:
         p.error("--mix: sends/edits/reactions, e.g. 70/20/10")
     args.conn_modes = [m.strip() for m in args.conn_modes.split(",") if m.strip()]
+    args.presence_setups = [x.strip() for x in args.presence_setups.split(",") if x.strip()]
+    if not args.presence_setups or set(args.presence_setups) - {"cluster", "embedded"}:
+        p.error("--presence-setups: a comma-separated subset of cluster,embedded")
+    if args.presence_rounds < 1 or args.presence_users < 1:
+        p.error("--presence-rounds and --presence-users must be at least 1")
     try:
         args.thread_share = [float(x) for x in args.thread_share.split(",") if x.strip()]
     except ValueError:
@@ -1451,7 +1508,7 @@ async def amain(args: argparse.Namespace) -> dict:
         started = time.time()
         runners = {"fanout": scenario_fanout, "tail": scenario_tail, "rooms": scenario_rooms,
                    "connections": scenario_connections, "cluster": scenario_cluster, "mentions": scenario_mentions,
-                   "history": scenario_history, "mixed": scenario_mixed}
+                   "history": scenario_history, "mixed": scenario_mixed, "presence": scenario_presence}
         for name in args.scenarios:
             t0 = time.time()
             try:

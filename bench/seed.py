@@ -26,6 +26,7 @@ class Team:
 
     users: list[tuple[int, str, str]] = field(default_factory=list)
     rooms: list[tuple[int, list[int]]] = field(default_factory=list)
+    dms: list[tuple[int, list[int]]] = field(default_factory=list)
 
     def write_baseline_members(self, path: Path) -> Path:
         """The baseline server's view of the same users, tokens and rooms."""
@@ -41,14 +42,34 @@ class Team:
         return path
 
 
+def _filled(table, rows: list[dict]) -> list[dict]:
+    """rows with a neutral value ('' / False / 0) for each NOT NULL column of table that they leave out
+    and that has no server default (columns a migration added with a default it then dropped)."""
+    from sqlalchemy import Boolean, Integer, String
+
+    extra = {}
+    for col in table.columns:
+        if col.nullable or col.server_default is not None or col.primary_key or (rows and col.name in rows[0]):
+            continue
+        if isinstance(col.type, String):
+            extra[col.name] = ""
+        elif isinstance(col.type, Boolean):
+            extra[col.name] = False
+        elif isinstance(col.type, Integer):
+            extra[col.name] = 0
+    return [{**extra, **row} for row in rows] if extra else rows
+
+
 def _engine(database_url: str):
     if database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg2://" + database_url[len("postgresql://"):]
     return create_engine(database_url)
 
 
-def seed(database_url: str, n_users: int, rooms: list[list[int]], *, prefix: str = "b") -> Team:
-    """Create n_users users with tokens, and one room per list of user indices (the first owns it)."""
+def seed(database_url: str, n_users: int, rooms: list[list[int]], *, prefix: str = "b",
+         dms: list[list[int]] | None = None) -> Team:
+    """Create n_users users with tokens, one room per list of user indices (the first owns it), and
+    one direct conversation per list in dms (kind "dm", keyed as app.actions.dms keys it)."""
     now = datetime.now(timezone.utc)
     password_hash = generate_password_hash(PASSWORD)
     tokens = [secrets.token_urlsafe(24) for _ in range(n_users)]
@@ -61,11 +82,11 @@ def seed(database_url: str, n_users: int, rooms: list[list[int]], *, prefix: str
         meta.reflect(conn, only=["users", "api_tokens", "rooms", "memberships"])
         users_t, tokens_t, rooms_t, members_t = (meta.tables[t] for t in ("users", "api_tokens", "rooms", "memberships"))
         names = [f"{prefix}{i}" for i in range(n_users)]
-        conn.execute(insert(users_t), [
+        conn.execute(insert(users_t), _filled(users_t, [
             {"username": n, "username_key": n.lower(), "display_name": "", "password_hash": password_hash,
              "is_admin": False, "is_disabled": False, "created_at": now}
             for n in names
-        ])
+        ]))
         ids = dict(conn.execute(select(users_t.c.username, users_t.c.id).where(users_t.c.username.in_(names))).all())
         user_ids = [ids[n] for n in names]
         conn.execute(insert(tokens_t), [
@@ -75,17 +96,31 @@ def seed(database_url: str, n_users: int, rooms: list[list[int]], *, prefix: str
         ])
         room_names = [f"{prefix}-room-{k}" for k in range(len(rooms))]
         if rooms:
-            conn.execute(insert(rooms_t), [
+            conn.execute(insert(rooms_t), _filled(rooms_t, [
                 {"name": n, "name_key": n.lower(), "topic": "", "is_private": False,
                  "owner_id": user_ids[members[0]], "created_at": now}
                 for n, members in zip(room_names, rooms)
-            ])
+            ]))
             room_ids = dict(conn.execute(select(rooms_t.c.name, rooms_t.c.id).where(rooms_t.c.name.in_(room_names))).all())
             conn.execute(insert(members_t), [
                 {"room_id": room_ids[n], "user_id": user_ids[i], "joined_at": now, "last_read_message_id": 0}
                 for n, members in zip(room_names, rooms) for i in members
             ])
             team.rooms = [(room_ids[n], [user_ids[i] for i in members]) for n, members in zip(room_names, rooms)]
+        if dms:
+            # As app.actions.dms.do_open_dm makes them: private, nameless, no owner, the sorted ids as key.
+            keys = [",".join(str(i) for i in sorted({user_ids[k] for k in people})) for people in dms]
+            conn.execute(insert(rooms_t), _filled(rooms_t, [
+                {"name": "", "name_key": "", "topic": "", "is_private": True, "owner_id": None, "created_at": now,
+                 "kind": "dm", "dm_key": key}
+                for key in keys
+            ]))
+            dm_ids = dict(conn.execute(select(rooms_t.c.dm_key, rooms_t.c.id).where(rooms_t.c.kind == "dm")).all())
+            conn.execute(insert(members_t), [
+                {"room_id": dm_ids[key], "user_id": user_ids[i], "joined_at": now, "last_read_message_id": 0}
+                for key, people in zip(keys, dms) for i in people
+            ])
+            team.dms = [(dm_ids[key], [user_ids[i] for i in people]) for key, people in zip(keys, dms)]
     engine.dispose()
     team.users = list(zip(user_ids, names, tokens))
     return team
