@@ -98,6 +98,21 @@ def test_offline_only_when_the_last_tab_closes(app, team, live):
     assert presences(b) == [expected(alice, "offline")]
 
 
+def test_a_disconnect_goes_offline_even_when_the_socket_registry_fails(app, team, live, monkeypatch):
+    """The registry and presence are forgotten one after the other, each on its own: a
+    registry that fails (Redis away) must not leave the user online."""
+    alice = team["alice"]
+    tab = live(alice)
+    registry = app.extensions["chorus.sockets"]
+
+    def unreachable(_sid):
+        raise ConnectionError("Redis is away")
+
+    monkeypatch.setattr(registry, "remove", unreachable)
+    tab.disconnect()
+    assert states(app, alice) == {alice.id: "offline"}
+
+
 def test_a_reconnect_within_the_flush_window_sends_nothing(app, team, live):
     alice, bob = team["alice"], team["bob"]
     b, a = live(bob), live(alice)
@@ -361,3 +376,38 @@ def test_a_worker_app_reads_the_servers_presence_from_redis(redis_stores, tmp_pa
         assert presence.get_states([7, 8, 9]) == {7: "idle", 8: "active", 9: "offline"}
         presence.status_changed(9)
     assert server_store.take_dirty(10) == [9]
+
+
+def test_a_burst_past_the_redis_pool_waits_for_a_connection_instead_of_failing(redis_stores, monkeypatch):
+    """Thousands of sockets closing at once (a deploy) outnumber the pool's connections: the
+    calls queue for one. redis-py's default pool raised "Too many connections" instead, and
+    a disconnect that failed so left its socket alive in presence."""
+    import threading
+
+    from app.realtime import registry
+
+    monkeypatch.setattr(registry, "REDIS_POOL_SIZE", 2)
+    registry.shared_redis.cache_clear()
+    try:
+        store = presence.RedisPresenceStore("redis://127.0.0.1:6379/0", redis_stores[0]._prefix,
+                                            idle_seconds=300, ttl_seconds=60)
+        pool = store._redis.connection_pool
+        held = [pool.get_connection(), pool.get_connection()]  # every connection busy
+        done, failed = threading.Event(), []
+
+        def disconnect_during_the_burst():
+            try:
+                store.connected(7, "sid-burst")
+                store.disconnected("sid-burst")
+            except Exception as exc:  # what the default pool did
+                failed.append(exc)
+            done.set()
+
+        threading.Thread(target=disconnect_during_the_burst, daemon=True).start()
+        assert not done.wait(0.3)  # waiting for a connection, not failing
+        for connection in held:
+            pool.release(connection)
+        assert done.wait(10) and failed == []
+        assert store.get_states([7]) == {7: "offline"}
+    finally:
+        registry.shared_redis.cache_clear()

@@ -59,12 +59,17 @@ def on_disconnect(*_args):
         # not a disconnect (guard.Packet already refuses a client's event of that name).
         log.warning("disconnect handler called for connected socket %s; ignored", request.sid)
         return
-    if _registry().remove(request.sid):
-        metrics.connected_sockets.dec()
+    # Each step on its own: a registry that fails (Redis away) must not keep the socket
+    # "online" in presence, whose heartbeat would otherwise refresh it for ever.
     try:
         presence.socket_disconnected(request.sid)
     except Exception:  # Redis away: the socket's entry expires with the TTL; the close must still happen
         log.warning("could not record the disconnect of %s in presence", request.sid, exc_info=True)
+    try:
+        if _registry().remove(request.sid):
+            metrics.connected_sockets.dec()
+    except Exception:  # Redis away: a dead sid in the registry is harmless and expires
+        log.warning("could not forget socket %s in the registry", request.sid, exc_info=True)
     # The Engine.IO session goes too: left open, it could CONNECT again with the socket's
     # copy of a session that has since been logged out.
     guard.close_connection(socketio.server, manager.eio_sid_from_sid(request.sid, request.namespace))

@@ -196,11 +196,11 @@ class RedisPresenceStore:
     """
 
     def __init__(self, redis_url: str, prefix: str, idle_seconds: float, ttl_seconds: float) -> None:
-        import redis
+        from app.realtime.registry import shared_redis
 
         self.idle_seconds = idle_seconds
         self.ttl_seconds = ttl_seconds
-        self._redis = redis.Redis.from_url(redis_url)
+        self._redis = shared_redis(redis_url)
         self._prefix = prefix
         self._expiry = f"{prefix}expiry"
         self._active = f"{prefix}active"

@@ -1,8 +1,26 @@
 """Which live sockets belong to which user, so membership changes and logouts reach them."""
 from __future__ import annotations
 
+import functools
 import threading
 from collections import defaultdict
+
+# Redis connections one server process opens for sockets and presence. Beyond them a call
+# waits for a free one (up to REDIS_POOL_TIMEOUT seconds) instead of failing: a burst of
+# thousands of disconnects, as after a deploy, must queue, not lose its presence changes.
+REDIS_POOL_SIZE = 50
+REDIS_POOL_TIMEOUT = 20
+
+
+@functools.cache
+def shared_redis(redis_url: str):
+    """One client per process and URL over a blocking pool, shared by the socket registry and
+    the presence store (redis-py's default pool raises "Too many connections" past 100)."""
+    import redis
+
+    pool = redis.BlockingConnectionPool.from_url(redis_url, max_connections=REDIS_POOL_SIZE,
+                                                 timeout=REDIS_POOL_TIMEOUT)
+    return redis.Redis(connection_pool=pool)
 
 
 class LocalSocketRegistry:
@@ -49,9 +67,7 @@ class RedisSocketRegistry:
     TTL = 24 * 3600
 
     def __init__(self, redis_url: str, prefix: str = "chorus:sockets:") -> None:
-        import redis
-
-        self._redis = redis.Redis.from_url(redis_url)
+        self._redis = shared_redis(redis_url)
         self._prefix = prefix
         self._owners = f"{prefix}owner"
 
