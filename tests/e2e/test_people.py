@@ -4,24 +4,13 @@ picker and the profile form of the account page."""
 from __future__ import annotations
 
 import re
-import time
+
+from tests.e2e.test_threads import wait_for
 
 try:
     from playwright.sync_api import expect
 except ImportError:  # the browser fixture skips, or under CI fails, naming what is missing
     expect = None
-
-
-def wait_for(check, timeout: float = 10.0, what: str = "a condition"):
-    """Poll the server until check() is truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def dm_item(page, name: str):

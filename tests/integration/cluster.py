@@ -413,11 +413,13 @@ def running_cluster(tmp: Path, *, servers=("a", "b"), worker: bool = True, redis
 class Listener:
     """A python-socketio client that records what it receives."""
 
-    def __init__(self, url: str, token: str):
+    EVENTS = ("message", "notification", "room_membership", "member_joined", "member_left")
+
+    def __init__(self, url: str, token: str, events=EVENTS):
         self.events: list[tuple[str, dict]] = []
         self._lock = threading.Lock()
         self.client = socketio.Client(reconnection=False)
-        for name in ("message", "notification", "room_membership", "member_joined", "member_left"):
+        for name in events:
             self.client.on(name, self._recorder(name))
         self.client.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=10)
 

@@ -7,13 +7,11 @@ with a deadline; nothing sleeps a fixed time to let something happen.
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 
 import pytest
-import socketio
 
-from tests.integration.cluster import require_services, running_cluster
+from tests.integration.cluster import Listener, require_services, running_cluster
 
 TTL = 6
 ENV = {
@@ -33,22 +31,11 @@ def cluster(tmp_path_factory):
         yield cluster
 
 
-class Tab:
+class Tab(Listener):
     """A real Socket.IO client on one server recording `presence` and `typing` (handlers set before connecting)."""
 
     def __init__(self, url: str, token: str):
-        self.events: list[tuple[str, dict]] = []
-        self._lock = threading.Lock()
-        self.client = socketio.Client(reconnection=False)
-        for name in ("presence", "typing"):
-            self.client.on(name, self._recorder(name))
-        self.client.connect(url, auth={"token": token}, transports=["websocket"], wait_timeout=10)
-
-    def _recorder(self, name):
-        def record(data):
-            with self._lock:
-                self.events.append((name, data))
-        return record
+        super().__init__(url, token, events=("presence", "typing"))
 
     def of(self, name: str, **match) -> list[dict]:
         """Payloads of one event type whose fields include match."""
@@ -68,11 +55,6 @@ class Tab:
     def call(self, event: str, data: dict) -> dict:
         """Emit with an ack and return it."""
         return self.client.call(event, data, timeout=10)
-
-    def close(self) -> None:
-        """Disconnect."""
-        if self.client.connected:
-            self.client.disconnect()
 
 
 @pytest.fixture
