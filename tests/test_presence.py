@@ -359,6 +359,42 @@ def test_redis_store_idle_sweep_and_heartbeat_revival(redis_stores):
     assert a.take_dirty(10) == [1]
 
 
+def test_a_socket_that_leaves_during_a_heartbeat_is_not_revived(redis_stores, monkeypatch):
+    """The heartbeat writes deadlines in chunks and yields between them. A socket that
+    disconnects while its chunk is written (its own removal landing first) must be gone
+    before the next chunk, not "revived" and flushed as online until the heartbeat ends."""
+    a, b = redis_stores
+    now = time.time()
+    for user_id in range(1, 1002):  # two chunks
+        a.connected(user_id, f"sid-{user_id}", now)
+    b.sweep(now + 61)  # a stalled past the TTL: every socket swept, so each write "revives"
+    a.take_dirty(2000)
+    pipeline, seen = a._redis.pipeline, {}
+
+    def pipeline_with_a_disconnect(*args, **kwargs):
+        pipe = pipeline(*args, **kwargs)
+        execute = pipe.execute
+
+        def execute_after_the_disconnect():
+            if "first" not in seen:
+                seen["first"] = a.disconnected("sid-1")  # lands between snapshot and write
+            return execute()
+
+        pipe.execute = execute_after_the_disconnect
+        return pipe
+
+    def between_chunks(_seconds=0):
+        seen["between"] = (b.get_states([1, 2], now + 62), set(a.take_dirty(2000)))
+
+    monkeypatch.setattr(a._redis, "pipeline", pipeline_with_a_disconnect)
+    monkeypatch.setattr(presence.socketio, "sleep", between_chunks)
+    assert a.heartbeat(now + 62) == 1001
+    states, dirty = seen["between"]
+    assert states == {1: "offline", 2: "idle"}
+    assert 2 in dirty  # revived, to be flushed as back online; user 1 only as gone
+    assert b.get_states([1], now + 62) == {1: "offline"}
+
+
 def test_a_worker_app_reads_the_servers_presence_from_redis(redis_stores, tmp_path):
     """create_app(worker=True) in the cluster mode: get_states sees what the servers wrote, and
     status_changed leaves the user for a server's flusher."""

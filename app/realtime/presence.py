@@ -301,15 +301,17 @@ class RedisPresenceStore:
                 pipe.zadd(self._sockets_key(user_id), {sid: deadline})
                 pipe.expire(self._sockets_key(user_id), self._key_lifetime())
             results = pipe.execute()
-            revived = {user_id for (sid, user_id), added in zip(chunk, results[::3]) if added}
+            # A socket that disconnected while its deadline was being written is removed
+            # again at once (its own removal may have run before the write), and is no
+            # revival: otherwise it would look alive, and be sent as such, for a TTL.
+            with self._lock:
+                gone = [(sid, user_id) for sid, user_id in chunk if sid not in self._user_of]
+            for sid, user_id in gone:
+                self._forget(user_id, [sid])
+            left = {sid for sid, _ in gone}
+            revived = {user_id for (sid, user_id), added in zip(chunk, results[::3]) if added and sid not in left}
             if revived:
                 self.mark_dirty(revived)
-        # A socket that disconnected while its deadline was being written is removed again,
-        # or it would look alive for one more TTL.
-        with self._lock:
-            gone = [(sid, user_id) for sid, user_id in local if sid not in self._user_of]
-        for sid, user_id in gone:
-            self._forget(user_id, [sid])
         return len(local)
 
     def sweep(self, now: float | None = None) -> int:
