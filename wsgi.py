@@ -31,7 +31,7 @@ import sys  # noqa: E402
 from app import create_app  # noqa: E402
 from app.extensions import socketio  # noqa: E402
 from app.ops.health import check_services, describe  # noqa: E402
-from app.ops.heap import freeze_startup_objects, watch_collections  # noqa: E402
+from app.ops.heap import freeze_startup_objects, start_refreezing, watch_collections  # noqa: E402
 from app.ops.jobs import start_background_jobs  # noqa: E402
 from app.ops.serving import listening_socket  # noqa: E402
 from app.ops.sqlite_wal import start_background_checkpoints  # noqa: E402
@@ -276,6 +276,7 @@ if __name__ == "__main__":
     # Last before serving: everything built so far lives as long as the process.
     freeze_startup_objects()
     watch_collections()
+    start_refreezing(app)
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
     if ASYNC_MODE == "eventlet":

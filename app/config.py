@@ -99,6 +99,8 @@ class Config:
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     # How often each server queues the sweep of mentions whose task was lost (0: never).
     MENTION_SWEEP_SECONDS = float(os.environ.get("MENTION_SWEEP_SECONDS", "30"))
+    # How often a server collects everything once and freezes what survives (app/ops/heap.py).
+    GC_REFREEZE_SECONDS = float(os.environ.get("GC_REFREEZE_SECONDS", "300"))
     # Above this many members the page asks before sending @room, @all, @everyone or @here.
     WILDCARD_WARN_MEMBERS = int(os.environ.get("WILDCARD_WARN_MEMBERS", "20"))
     # A task a killed worker had taken goes back to the queue after this many seconds.
