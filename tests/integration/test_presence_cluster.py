@@ -193,6 +193,8 @@ def test_many_tabs_opened_and_closed_quickly_make_one_presence_event(cluster, ta
     alice, bob = users["alice"], users["bob"]
     watcher = tabs(cluster, "a", bob["token"])
     current = tabs(cluster, "a", alice["token"])
+    # Seen online first: otherwise a churn quicker than one flush is rightly told as one "offline".
+    assert watcher.wait_for("presence", user_id=alice["id"], state="idle")
     for i in range(20):
         following = tabs(cluster, "ab"[i % 2], alice["token"])
         current.close()
