@@ -12,12 +12,9 @@ from app.actions import users
 from app.extensions import db
 from app.models import Room, User
 from tests.conftest import events_named
+from tests.test_dms import send
 from tests.test_actions import row
 from tests.test_thread_follows import call, error, notified, ok  # noqa: F401  (call is a fixture)
-
-
-def send(call, user, room_id, body, **extra):
-    return ok(call(user, "post", f"/rooms/{room_id}/messages", json={"body": body, **extra}), 201)
 
 
 @pytest.mark.parametrize("word", ["@room", "@all", "@everyone", "@ROOM"])

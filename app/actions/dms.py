@@ -79,7 +79,6 @@ def do_open_dm(user: User, usernames) -> tuple[Room, bool]:
         except IntegrityError:
             existing = get_dm(key)
             if existing is not None:  # created meanwhile by a concurrent first request
-                db.session.commit()
                 _show_again(existing.id, user.id)
                 return existing, False
             continue  # the random id was taken

@@ -1,6 +1,7 @@
 """What people say about themselves: display name, time zone, status and do-not-disturb."""
 from __future__ import annotations
 
+import functools
 import zoneinfo
 from datetime import datetime, timedelta, timezone
 
@@ -29,11 +30,9 @@ def check_time_zone(name: str) -> str:
     return name
 
 
+@functools.cache
 def _zones() -> frozenset[str]:
-    zones = getattr(_zones, "cache", None)
-    if zones is None:
-        zones = _zones.cache = frozenset(zoneinfo.available_timezones())
-    return zones
+    return frozenset(zoneinfo.available_timezones())
 
 
 def check_status(text: str, emoji: str) -> tuple[str, str]:

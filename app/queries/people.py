@@ -6,7 +6,8 @@ from sqlalchemy import func, or_
 from app.extensions import db
 from app.lib import serializers, validation
 from app.lib.errors import ChatError
-from app.models import Membership, User
+from app.models import User
+from app.queries import presence as presence_queries
 
 SEARCH_PAGE = 20
 SEARCH_MAX_PAGE = 50
@@ -17,26 +18,11 @@ def _like_prefix(text: str) -> str:
     return escaped + "%"
 
 
-def get_shared_user_ids(viewer_id: int, user_ids) -> set[int]:
-    """Those of user_ids who share a room or a direct conversation with the viewer (the viewer too)."""
-    user_ids = set(user_ids)
-    if not user_ids:
-        return set()
-    mine = db.select(Membership.room_id).where(Membership.user_id == viewer_id)
-    shared = set(db.session.execute(
-        db.select(Membership.user_id).distinct()
-        .where(Membership.room_id.in_(mine), Membership.user_id.in_(user_ids))
-    ).scalars())
-    if viewer_id in user_ids:
-        shared.add(viewer_id)
-    return shared
-
-
 def _presence_of(viewer: User, user_ids) -> dict[int, str | None]:
     """Presence states of the people the viewer shares a room with; None for anyone else."""
     from app.realtime import presence
 
-    shared = get_shared_user_ids(viewer.id, user_ids)
+    shared = presence_queries.get_visible_user_ids(viewer.id, user_ids)
     states = presence.get_states(sorted(shared)) if shared else {}
     return {user_id: (states.get(user_id, "offline") if user_id in shared else None) for user_id in user_ids}
 

@@ -127,11 +127,6 @@ class MemoryPresenceStore:
             self._last_sent[user_id] = value
             return state
 
-    def local_user_ids(self) -> set[int]:
-        """Users with a socket on this process."""
-        with self._lock:
-            return set(self._sockets)
-
 
 # Expired sockets (a member "<user id>:<sid>" of the expiry set, score its deadline): removed
 # from the set and from their user's sockets, the user marked dirty, all in one step, so
@@ -338,11 +333,6 @@ class RedisPresenceStore:
                             args=[user_id, now, status_key])
         return state.decode() if state else None
 
-    def local_user_ids(self) -> set[int]:
-        """Users with a socket on this process."""
-        with self._lock:
-            return set(self._user_of.values())
-
 
 class AudienceCache:
     """Who hears about a user's presence, read again after AUDIENCE_CACHE_SECONDS."""
@@ -364,10 +354,6 @@ class AudienceCache:
             self._entries.clear()
         self._entries[user_id] = (now + self.seconds, audience)
         return audience
-
-    def clear(self) -> None:
-        """Forget every cached audience."""
-        self._entries.clear()
 
 
 def make_store(app: Flask):

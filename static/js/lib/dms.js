@@ -2,9 +2,9 @@
 // dots), kept live by the socket, and the "New message" picker (GET /users?q=, POST /dms).
 
 import { inMainTimeline } from "../room/thread.js";
-import { $, $$, api, h } from "./dom.js";
+import { $, $$, api, avatar, h } from "./dom.js";
 import { dmName, dmOthers, sortDms } from "./people.js";
-import { presence, presenceDot, wantPresence } from "./presence.js";
+import { personParts, presence, presenceDot, wantPresence } from "./presence.js";
 import { openDm } from "./profile.js";
 
 const REFRESH_DELAY_MS = 300;
@@ -40,7 +40,7 @@ export function setupDms({ socket, me, currentRoomId = null }) {
     const unread = !isCurrent && (dm.unread | 0) > 0;
     const face = one
       ? h("button", { type: "button", class: "dm-face", dataset: { profile: one.username }, "aria-label": `${one.display_name || one.username}'s profile`, title: `@${one.username}` },
-        h("span", { class: `avatar avatar-sm hue-${one.id % 8}`, "aria-hidden": "true", text: (one.display_name || one.username).slice(0, 1).toUpperCase() }),
+        avatar(one, "sm"),
         presenceDot(one.id, { className: "presence-dot-badge" }))
       : h("span", { class: "dm-face dm-group", "aria-hidden": "true" }, h("span", { class: "avatar avatar-sm hue-0", text: String(others.length + 1) }));
     return h("li", { class: `dm-item${isCurrent ? " is-current" : ""}${unread ? " has-unread" : ""}`, dataset: { roomId: dm.id } },
@@ -177,10 +177,7 @@ function setupPicker(me) {
     results.replaceChildren(...users.map((user) => h("li", {
       id: `new-dm-option-${user.id}`, role: "option", class: "mention-option", "aria-selected": "false", dataset: { userId: user.id },
     },
-    h("span", { class: `avatar avatar-sm hue-${user.id % 8}`, "aria-hidden": "true", text: (user.display_name || user.username).slice(0, 1).toUpperCase() }),
-    presenceDot(user.id),
-    h("span", { class: "mention-option-name", text: user.display_name || user.username }),
-    h("span", { class: "mention-option-handle", text: `@${user.username}` }))));
+    ...personParts(user))));
     if (!users.length && query) results.append(h("li", { class: "muted dm-none", text: "Nobody by that name." }));
     search.setAttribute("aria-expanded", String(users.length > 0));
     setActive(users.length ? 0 : -1);

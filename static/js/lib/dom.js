@@ -93,6 +93,12 @@ export function newClientId() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** A user's avatar: their initial on a colour of their own; size "sm" or "lg" (or none). */
+export function avatar(user, size = "") {
+  const initial = (user.display_name || user.username || "?").slice(0, 1).toUpperCase();
+  return h("span", { class: `avatar${size ? ` avatar-${size}` : ""} hue-${user.id % 8}`, "aria-hidden": "true", text: initial });
+}
+
 /** Plural helper: plural(3, "member") -> "3 members". */
 export function plural(n, word) {
   return `${n} ${word}${n === 1 ? "" : "s"}`;

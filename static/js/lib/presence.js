@@ -2,7 +2,7 @@
 // the `presence` socket event, GET /presence for people first seen, and the page's own
 // `activity` (input, at most once a minute).
 
-import { api, h } from "./dom.js";
+import { api, avatar, h } from "./dom.js";
 import { ACTIVITY_EVERY_MS, ActivityGate, PRESENCE_LABEL, PresenceStore, statusLine } from "./people.js";
 
 const FETCH_DELAY_MS = 50; // dots drawn together are asked for in one request
@@ -63,6 +63,16 @@ export function presenceDot(userId, { className = "" } = {}) {
 }
 
 /** Paint the dots the server rendered (.presence-dot[data-user-id]) and ask for their states. */
+/** A person as a list option shows them: avatar, presence dot, display name, @username. */
+export function personParts(user) {
+  return [
+    avatar(user, "sm"),
+    presenceDot(user.id),
+    h("span", { class: "mention-option-name", text: user.display_name || user.username }),
+    h("span", { class: "mention-option-handle", text: `@${user.username}` }),
+  ];
+}
+
 export function adoptDots(root = document) {
   const ids = [];
   for (const dot of root.querySelectorAll(".presence-dot[data-user-id]")) {

@@ -2,7 +2,7 @@
 // DM list, mention chips, anything with data-profile="<username>") opens a card from
 // GET /users/<username> with their presence, status, local time and a "Message" button.
 
-import { $, api, h } from "./dom.js";
+import { $, api, avatar, h } from "./dom.js";
 import { dndActive, localTimeIn, PRESENCE_LABEL, statusLine } from "./people.js";
 import { presence, presenceDot } from "./presence.js";
 import { formatFull, formatWhen, parseDate } from "./time.js";
@@ -85,7 +85,7 @@ export function setupProfileCard(me) {
     const dnd = dndActive(dndUntil) ? parseDate(dndUntil) : null;
     card.replaceChildren(...[
       h("div", { class: "profile-head" },
-        h("span", { class: `avatar avatar-lg hue-${profile.id % 8}`, "aria-hidden": "true", text: (profile.display_name || profile.username).slice(0, 1).toUpperCase() }),
+        avatar(profile, "lg"),
         h("div", { class: "profile-names" },
           h("strong", { class: "profile-name", id: "profile-card-name", text: profile.display_name || profile.username }),
           h("span", { class: "profile-handle muted", text: `@${profile.username}` })),

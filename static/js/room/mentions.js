@@ -2,7 +2,7 @@
 // controlling a listbox of suggestions. Arrows move, Enter or Tab picks, Escape closes.
 
 import { h } from "../lib/dom.js";
-import { presenceDot } from "../lib/presence.js";
+import { personParts } from "../lib/presence.js";
 
 const MAX_SUGGESTIONS = 8;
 // An "@" that starts a mention, as the server reads it (app/lib/mentions.py): not preceded
@@ -79,10 +79,7 @@ export function attachMentionAutocomplete({ input, listbox, getMembers, meId }) 
     listbox.replaceChildren(...users.map((user) => h(
       "li",
       { id: optionId(user), role: "option", class: "mention-option", "aria-selected": "false", dataset: { username: user.username } },
-      h("span", { class: `avatar avatar-sm hue-${user.id % 8}`, "aria-hidden": "true", text: (user.display_name || user.username).slice(0, 1).toUpperCase() }),
-      presenceDot(user.id),
-      h("span", { class: "mention-option-name", text: user.display_name || user.username }),
-      h("span", { class: "mention-option-handle", text: `@${user.username}` }),
+      ...personParts(user),
     )));
     listbox.hidden = false;
     input.setAttribute("aria-expanded", "true");

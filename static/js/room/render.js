@@ -1,6 +1,6 @@
 // Building message elements (the same markup as templates/chat/_message.html) and laying them out.
 
-import { $, $$, h, plural } from "../lib/dom.js";
+import { $, $$, avatar, h, plural } from "../lib/dom.js";
 import { sanitizeHtml } from "../lib/sanitize.js";
 import { dayKey, dayLabel, formatFull, formatTime, formatWhen, parseDate } from "../lib/time.js";
 import { summaryOf, threadHref } from "./thread.js";
@@ -46,11 +46,6 @@ export function roomWhere(room) {
 function audience(room) {
   const { title, text } = audienceText(room);
   return h("span", { class: "msg-audience", title }, audienceIcon(), h("span", { class: "msg-audience-text", text }));
-}
-
-function avatar(user) {
-  const initial = (user.display_name || user.username || "?").slice(0, 1).toUpperCase();
-  return h("span", { class: `avatar hue-${user.id % 8}`, "aria-hidden": "true", text: initial });
 }
 
 /** The link to one message: its room opened around it, scrolled to it. */
